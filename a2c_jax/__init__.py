@@ -1,0 +1,36 @@
+"""a2c_jax: advantage actor-critic in JAX and Haiku, in the style of coax.
+
+Write plain Haiku functions; :class:`V` and :class:`Policy` turn them into function approximators
+that :mod:`~a2c_jax.td_learning` and :mod:`~a2c_jax.policy_objectives` update with one fused,
+jit-compiled step each. ``import a2c_jax as coax`` runs coax's A2C recipe unchanged.
+"""
+
+from . import (
+    experience_replay,
+    policy_objectives,
+    proba_dists,
+    regularizers,
+    reward_tracing,
+    td_learning,
+    utils,
+    value_losses,
+    wrappers,
+)
+from ._core import Policy, V
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Policy",
+    "V",
+    "__version__",
+    "experience_replay",
+    "policy_objectives",
+    "proba_dists",
+    "regularizers",
+    "reward_tracing",
+    "td_learning",
+    "utils",
+    "value_losses",
+    "wrappers",
+]

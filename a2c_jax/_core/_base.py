@@ -1,0 +1,112 @@
+"""The shared machinery of the function approximators :class:`V` and :class:`Policy`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import gymnasium
+import haiku as hk
+import jax
+import numpy as np
+
+from ..utils._trees import check_same_tree, copy_tree
+from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
+
+
+def _seed(random_seed: int | None) -> int:
+    if random_seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)):
+        raise TypeError(f"random_seed must be an int or None, got {random_seed!r}")
+    return int(random_seed) % 2**32
+
+
+def _observation_space(env: Any) -> gymnasium.Space:
+    space = getattr(env, "observation_space", None)
+    if not isinstance(space, gymnasium.Space):
+        raise TypeError(f"env must be a gymnasium environment with an observation_space, got {env!r}")
+    return space
+
+
+class BaseFunc:
+    """A Haiku function turned into an object that holds its parameters.
+
+    ``func(S, is_training)`` is transformed with ``hk.transform_with_state``, initialised on a
+    deterministic example batch, and its output checked by :meth:`_check_output`. The pure batched
+    apply is :meth:`function`; the object's methods call a few cached jitted functions built on it.
+    """
+
+    def __init__(self, func: Callable, env: Any, observation_preprocessor: Preprocessor | None,
+                 random_seed: int | None):
+        if not callable(func):
+            raise TypeError(f"func must be a callable Haiku function, got {func!r}")
+        self.observation_space = _observation_space(env)
+        self.observation_preprocessor = (observation_preprocessor
+                                         or default_preprocessor(self.observation_space))
+        self.random_seed = _seed(random_seed)
+        self._transformed = hk.transform_with_state(func)
+        init_key, self._key = jax.random.split(jax.random.PRNGKey(self.random_seed))
+        example = self.observation_preprocessor(example_batch(self.observation_space, 1))
+        self._params, self._function_state = self._transformed.init(init_key, example, True)
+        # shape-only evaluation with a batch of two catches outputs that drop or mix the batch axis
+        out_shape, _ = jax.eval_shape(self.function, self._params, self._function_state, init_key,
+                                      example_batch(self.observation_space, 2), False)
+        self._check_output(out_shape, 2)
+
+    # ---- the pure core ------------------------------------------------------------------------
+
+    def function(self, params: hk.Params, state: hk.State, rng: jax.Array, S: Any,
+                 is_training: bool) -> tuple[Any, hk.State]:
+        """The pure batched apply: ``(output, new_state)`` for a batch ``S`` of raw observations.
+
+        The observation preprocessor is applied first. Jittable; ``is_training`` must be static.
+        """
+        return self._transformed.apply(params, state, rng, self.observation_preprocessor(S),
+                                       is_training)
+
+    def _check_output(self, output: Any, batch_size: int) -> None:
+        raise NotImplementedError
+
+    # ---- state --------------------------------------------------------------------------------
+
+    @property
+    def params(self) -> hk.Params:
+        """The Haiku parameters. Setting checks the tree structure and every leaf's shape."""
+        return self._params
+
+    @params.setter
+    def params(self, new_params: hk.Params) -> None:
+        check_same_tree(new_params, self._params, f"{type(self).__name__}.params")
+        self._params = new_params
+
+    @property
+    def function_state(self) -> hk.State:
+        """The Haiku state (e.g. batch-norm statistics). Setting checks structure and shapes."""
+        return self._function_state
+
+    @function_state.setter
+    def function_state(self, new_state: hk.State) -> None:
+        check_same_tree(new_state, self._function_state, f"{type(self).__name__}.function_state")
+        self._function_state = new_state
+
+    def copy(self, deep: bool = True) -> BaseFunc:
+        """A copy with its own parameter arrays (safe to update one without touching the other)."""
+        new = copy.copy(self)
+        if deep:
+            new._params = copy_tree(self._params)
+            new._function_state = copy_tree(self._function_state)
+            new._key = self._key.copy()
+        return new
+
+    # ---- helpers for subclasses ------------------------------------------------------------
+
+    def _batch_one(self, s: Any) -> Any:
+        return batch_one(self.observation_space, s)
+
+    def _check_batch(self, S: Any) -> Any:
+        return check_batch(self.observation_space, S)
+
+    def __repr__(self) -> str:
+        n = sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(self._params))
+        return f"{type(self).__name__}(observation_space={self.observation_space}, num_params={n})"

@@ -1,0 +1,73 @@
+"""Default observation preprocessors and the example inputs used to initialise a function."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Preprocessor = Callable[[Any], Any]
+
+
+def default_preprocessor(space: gymnasium.Space) -> Preprocessor:
+    """A pure, jittable map from a batch of raw observations to the input of ``func``.
+
+    ``Box``: cast to float32. ``Discrete``: one-hot, ``[B] -> [B, n]``. ``MultiBinary``: float32.
+    ``Dict``/``Tuple``: applied per entry. Anything else raises ``TypeError`` naming the space.
+    """
+    if isinstance(space, (gymnasium.spaces.Box, gymnasium.spaces.MultiBinary)):
+        return lambda S: jnp.asarray(S, jnp.float32)
+    if isinstance(space, gymnasium.spaces.Discrete):
+        n, start = int(space.n), int(space.start)
+        return lambda S: jax.nn.one_hot(jnp.asarray(S) - start, n)
+    if isinstance(space, gymnasium.spaces.Dict):
+        fns = {k: default_preprocessor(sp) for k, sp in space.spaces.items()}
+        return lambda S: {k: f(S[k]) for k, f in fns.items()}
+    if isinstance(space, gymnasium.spaces.Tuple):
+        fns = [default_preprocessor(sp) for sp in space.spaces]
+        return lambda S: tuple(f(x) for f, x in zip(fns, S))
+    raise TypeError(
+        f"unsupported observation space {space!r} ({type(space).__name__}): pass an "
+        "observation_preprocessor that maps a batch of observations to arrays"
+    )
+
+
+def example_batch(space: gymnasium.Space, batch_size: int) -> Any:
+    """A deterministic batch of valid observations (no draw from the space's RNG)."""
+    if isinstance(space, gymnasium.spaces.Dict):
+        return {k: example_batch(sp, batch_size) for k, sp in space.spaces.items()}
+    if isinstance(space, gymnasium.spaces.Tuple):
+        return tuple(example_batch(sp, batch_size) for sp in space.spaces)
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return np.full((batch_size,), int(space.start), np.int64)
+    low = np.broadcast_to(np.asarray(getattr(space, "low", 0), np.float64), space.shape)
+    high = np.broadcast_to(np.asarray(getattr(space, "high", 1), np.float64), space.shape)
+    x = np.where(np.isfinite(low), low, np.where(np.isfinite(high), high, 0.0))
+    return np.broadcast_to(x.astype(space.dtype or np.float32), (batch_size, *space.shape)).copy()
+
+
+def batch_one(space: gymnasium.Space, s: Any) -> Any:
+    """Adds a leading batch axis to one observation, checking its shape against the space."""
+    if isinstance(space, gymnasium.spaces.Dict):
+        return {k: batch_one(sp, s[k]) for k, sp in space.spaces.items()}
+    if isinstance(space, gymnasium.spaces.Tuple):
+        return tuple(batch_one(sp, x) for sp, x in zip(space.spaces, s))
+    x = np.asarray(s)
+    if space.shape is not None and x.shape != space.shape:
+        raise ValueError(f"observation has shape {x.shape}; the observation space "
+                         f"{space} expects {space.shape}")
+    return x[None]
+
+
+def check_batch(space: gymnasium.Space, S: Any) -> Any:
+    """Checks a batch of observations against the space; returns it as arrays."""
+    if isinstance(space, (gymnasium.spaces.Dict, gymnasium.spaces.Tuple)):
+        return S
+    X = np.asarray(S) if not isinstance(S, jax.Array) else S
+    if space.shape is not None and tuple(X.shape[1:]) != tuple(space.shape):
+        raise ValueError(f"batch of observations has shape {tuple(X.shape)}; expected "
+                         f"[B, *{tuple(space.shape)}] for {space}")
+    return X

@@ -1,0 +1,163 @@
+"""The base of every updater: one fused, jitted step per update."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..reward_tracing import TransitionBatch
+from ..utils._metrics import Metrics
+from ..utils._trees import all_finite, check_same_tree
+from ._base import BaseFunc
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class BaseUpdater(abc.ABC):
+    """Holds the optimizer state of one function approximator and updates its parameters.
+
+    A subclass defines one pure method, :meth:`loss_fn`. This class builds from it the fused pure
+    step (loss, gradients, finite check and optimizer step together) and jit-compiles it once, with
+    the parameters and optimizer state donated. Hyperparameters (:attr:`hyperparams`) are passed
+    to the compiled step as traced values, so changing them never recompiles.
+
+    Non-finite updates. When the loss or any gradient is not finite, the step is *skipped*: the
+    parameters, optimizer state and function state stay as they were, and the metric ``skipped``
+    is 1. The check happens on the device; nothing waits for the host.
+    """
+
+    def __init__(self, f: BaseFunc, optimizer: optax.GradientTransformation | None = None):
+        if not isinstance(f, BaseFunc):
+            raise TypeError(f"{type(self).__name__} expects an a2c_jax function approximator "
+                            f"(V or Policy), got {type(f).__name__}")
+        if optimizer is None:
+            optimizer = optax.adam(1e-3)
+        if not isinstance(optimizer, optax.GradientTransformation):
+            raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
+        self._f = f
+        self._optimizer = optimizer
+        self._optimizer_state = optimizer.init(f.params)
+        self._key = jax.random.fold_in(jax.random.PRNGKey(f.random_seed), 0x5eed)
+        self._step_jit = jax.jit(self.step_with_state, donate_argnums=(0, 1))
+        self._grads_jit = jax.jit(self._grads_and_metrics)
+        self._apply_jit = jax.jit(self._apply, donate_argnums=(0, 1))
+
+    # ---- to be defined by subclasses ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def loss_fn(self, params, function_state, hparams, rng, transition_batch, *args):
+        """Pure: ``loss, (metrics, new_function_state, aux)`` for one batch; differentiated in params."""
+
+    @property
+    def hyperparams(self) -> dict[str, Any]:
+        """The traced hyperparameters, a dict of scalars (empty by default)."""
+        return {}
+
+    # ---- the pure core ------------------------------------------------------------------------
+
+    def _grads_and_metrics(self, params, function_state, hparams, rng, transition_batch, *args):
+        grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
+        (loss, (metrics, new_state, aux)), grads = grad_fn(params, function_state, hparams, rng,
+                                                           transition_batch, *args)
+        name = type(self).__name__
+        metrics = {f"{name}/{k}": v for k, v in metrics.items()}
+        metrics[f"{name}/loss"] = loss
+        metrics[f"{name}/grads_norm"] = optax.global_norm(grads)
+        return grads, new_state, metrics, aux
+
+    def _apply(self, params, opt_state, grads):
+        updates, new_opt_state = self._optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        ok = all_finite((grads, new_params))
+        return _select(ok, new_params, params), _select(ok, new_opt_state, opt_state), ok
+
+    def step_with_state(self, params, opt_state, function_state, hparams, rng, transition_batch,
+                        *args):
+        """The fused pure step, function state and PRNG key included.
+
+        Returns:
+            ``(params, opt_state, function_state, rng, metrics, aux)``: ``rng`` is the next key,
+            ``aux`` whatever :meth:`loss_fn` returned beside the loss (e.g. the TD error).
+        """
+        rng, subkey = jax.random.split(rng)
+        grads, new_state, metrics, aux = self._grads_and_metrics(
+            params, function_state, hparams, subkey, transition_batch, *args)
+        params, opt_state, ok = self._apply(params, opt_state, grads)
+        metrics[f"{type(self).__name__}/skipped"] = 1.0 - ok.astype(jnp.float32)
+        return params, opt_state, _select(ok, new_state, function_state), rng, metrics, aux
+
+    def step(self, params, opt_state, transition_batch, *args, hparams=None, rng=None):
+        """The fused pure step ``(params, opt_state, batch, ...) -> (params, opt_state, metrics)``.
+
+        For use inside your own ``jit``/``scan``/``vmap`` (no jit inside). ``hparams`` defaults to
+        :attr:`hyperparams`, ``rng`` to a fixed key. It runs the function in training mode with the
+        approximator's current ``function_state``; for stateful Haiku functions (batch norm) use
+        :meth:`step_with_state`, which also returns the new state. Example::
+
+            def train(params, opt_state, batches, advs):
+                def body(carry, xs):
+                    params, opt_state, metrics = vanilla_pg.step(*carry, *xs)
+                    return (params, opt_state), metrics
+                return jax.lax.scan(body, (params, opt_state), (batches, advs))
+        """
+        if jax.tree.leaves(self._f.function_state):
+            raise ValueError(f"{type(self).__name__}.step drops the new function state; this "
+                             "function has Haiku state, so use step_with_state instead")
+        hparams = self.hyperparams if hparams is None else hparams
+        rng = jax.random.PRNGKey(0) if rng is None else rng
+        params, opt_state, _, _, metrics, _ = self.step_with_state(
+            params, opt_state, self._f.function_state, hparams, rng, transition_batch, *args)
+        return params, opt_state, metrics
+
+    # ---- the stateful surface -----------------------------------------------------------------
+
+    def _check_batch(self, transition_batch):
+        if not isinstance(transition_batch, TransitionBatch):
+            raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
+
+    def _run_step(self, transition_batch, *args):
+        self._check_batch(transition_batch)
+        f = self._f
+        params, opt_state, state, self._key, metrics, aux = self._step_jit(
+            f.params, self._optimizer_state, f.function_state, self.hyperparams, self._key,
+            transition_batch, *args)
+        # bypass the setters' shape checks: the compiled step preserves structure by construction
+        f._params, f._function_state, self._optimizer_state = params, state, opt_state
+        return Metrics(metrics), aux
+
+    def _run_grads(self, transition_batch, *args):
+        self._check_batch(transition_batch)
+        self._key, subkey = jax.random.split(self._key)
+        f = self._f
+        return self._grads_jit(f.params, f.function_state, self.hyperparams, subkey,
+                               transition_batch, *args)
+
+    def apply_grads(self, grads, function_state=None) -> None:
+        """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
+        f = self._f
+        check_same_tree(grads, f.params, f"{type(self).__name__}.apply_grads: grads")
+        f._params, self._optimizer_state, _ = self._apply_jit(f.params, self._optimizer_state,
+                                                              grads)
+        if function_state is not None:
+            f.function_state = function_state
+
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        """The optax optimizer (read-only; build a new updater to change it)."""
+        return self._optimizer
+
+    @property
+    def optimizer_state(self):
+        """The optimizer state. Setting checks the tree structure and leaf shapes."""
+        return self._optimizer_state
+
+    @optimizer_state.setter
+    def optimizer_state(self, new_state) -> None:
+        check_same_tree(new_state, self._optimizer_state, f"{type(self).__name__}.optimizer_state")
+        self._optimizer_state = new_state

@@ -1,0 +1,5 @@
+"""Experience replay: a fixed-capacity ring buffer of transitions."""
+
+from ._simple import SimpleReplayBuffer
+
+__all__ = ["SimpleReplayBuffer"]

@@ -1,0 +1,18 @@
+"""The vanilla policy gradient (REINFORCE with a baseline)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._base import PolicyObjective
+
+
+class VanillaPG(PolicyObjective):
+    """The REINFORCE-style objective ``mean(W * Adv * log π(A|S))``.
+
+    Its gradient is the policy gradient ``E[Adv ∇ log π(A|S)]`` (Sutton & Barto, §13.5); with
+    ``Adv`` the TD error ``G^(n) - v(S)`` this is advantage actor-critic.
+    """
+
+    def objective(self, log_pi, dist_params, transition_batch, Adv, hparams):
+        return jnp.mean(transition_batch.W * Adv * log_pi), {}

@@ -1,0 +1,91 @@
+"""Averaging the parameters of modules that several function approximators share."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _top_level(module_name: str) -> str:
+    return module_name.split("/", 1)[0]
+
+
+def _shared_groups(params: Sequence[dict]) -> dict[str, list[int]]:
+    owners: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(params):
+        for top in dict.fromkeys(_top_level(k) for k in p):
+            owners[top].append(i)
+    return {top: idx for top, idx in owners.items() if len(idx) > 1}
+
+
+def _module(p: dict, top: str) -> dict:
+    return {k: v for k, v in p.items() if _top_level(k) == top}
+
+
+def _check_shapes(params: Sequence[dict], top: str, owners: list[int]) -> None:
+    ref = jax.tree.map(np.shape, _module(params[owners[0]], top))
+    for i in owners[1:]:
+        got = jax.tree.map(np.shape, _module(params[i], top))
+        if got != ref:
+            raise ValueError(
+                f"sync_shared_params: module {top!r} is in params {owners[0]} and {i} with different "
+                f"parameters/shapes:\n  {ref}\n  {got}\nname-scope each head (e.g. "
+                "hk.experimental.name_scope('pi')) so that only truly shared modules share a name")
+
+
+@jax.jit
+def _sync(params: tuple, weights: jax.Array) -> tuple:
+    # shapes are static under jit: the grouping and checks run once per structure, at trace time
+    params = tuple(dict(p) for p in params)
+    for top, owners in _shared_groups(params).items():
+        _check_shapes(params, top, owners)
+        w = weights[jnp.array(owners)]
+        w = w / jnp.sum(w)
+        modules = [_module(params[i], top) for i in owners]
+        avg = jax.tree.map(lambda *xs: sum(wi * x for wi, x in zip(w, xs)).astype(xs[0].dtype),
+                           *modules)
+        for i in owners:
+            params[i].update(avg)
+    return params
+
+
+def sync_shared_params(*params: dict, weights: Sequence[float] | None = None) -> tuple[dict, ...]:
+    """Averages the modules that two or more parameter dicts share.
+
+    A *module* is a top-level Haiku scope: the part of a parameter key before the first ``/``
+    (``'torso'`` in ``'torso/linear'``). Every module present in two or more of ``params`` is
+    replaced, in each of them, by the weighted average over those that have it (weights
+    renormalised over those). Other modules pass through unchanged. One jitted call.
+
+    Args:
+        *params: Haiku parameter dicts, e.g. ``pi.params, v.params``.
+        weights: one non-negative weight per dict (default: equal).
+
+    Returns:
+        A tuple of parameter dicts, in the order given.
+
+    Raises:
+        ValueError: a shared module's parameter names or shapes differ between dicts (unlike
+            coax, which broadcasts silently), or ``weights`` is malformed.
+
+    Example::
+
+        pi.params, v.params = sync_shared_params(pi.params, v.params)
+    """
+    if not params:
+        raise ValueError("sync_shared_params needs at least one params dict")
+    for i, p in enumerate(params):
+        if not isinstance(p, dict):
+            raise TypeError(f"params[{i}] must be a Haiku params dict, got {type(p).__name__}")
+    if weights is None:
+        w = np.ones(len(params), np.float32)
+    else:
+        w = np.asarray(weights, np.float32)
+        if w.shape != (len(params),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum():
+            raise ValueError(f"weights must be {len(params)} non-negative finite numbers, not all "
+                             f"zero; got {weights!r}")
+    return _sync(tuple(params), w)

@@ -1,0 +1,5 @@
+"""Environment wrappers."""
+
+from ._train_monitor import TrainMonitor
+
+__all__ = ["TrainMonitor"]
