@@ -112,10 +112,10 @@ class NStep:
             raise ValueError("truncated=True needs s_next, the final observation, to bootstrap from")
         self._trace.append((np.array(s), _as_action(a), r, float(logp), float(w), self._idx))
         self._idx += 1
+        if len(self._trace) > self.n:  # s_{t+n} is known and is not the end of the episode
+            self._emit_front()
         if terminated or truncated:
             self._end_episode(bootstrap=truncated, s_final=s_next)
-        elif len(self._trace) > self.n:
-            self._emit_front()
 
     def _emit_front(self) -> None:
         s, a, r, logp, w, idx = self._trace.popleft()

@@ -11,7 +11,7 @@ import optax
 from .._core import V
 from .._core._updater import BaseUpdater
 from ..utils._metrics import Metrics
-from ..value_losses import huber
+from ..value_losses import mse
 
 
 class SimpleTD(BaseUpdater):
@@ -27,8 +27,10 @@ class SimpleTD(BaseUpdater):
             ``None`` uses ``v`` itself, with the gradient stopped through the target.
         optimizer: an optax optimizer (default ``optax.adam(1e-3)``).
         loss_function: ``loss(y_true, y_pred, w) -> scalar``; default
-            :func:`a2c_jax.value_losses.huber`. With a ``value_transform`` the regression is done
-            in the transformed space.
+            :func:`a2c_jax.value_losses.mse`. (coax defaults to Huber with ``delta=1``, which caps
+            each sample's gradient at 1: on returns of scale 10 the critic lags, the advantages stay
+            biased, and the coax A2C recipe's policy collapsed far more often; the README has the
+            measurement.) With a ``value_transform`` the regression is in the transformed space.
     """
 
     def __init__(self, v: V, v_targ: V | None = None,
@@ -42,7 +44,7 @@ class SimpleTD(BaseUpdater):
             v_targ = None  # the same object: use the params being updated, not a donated alias
         super().__init__(v, optimizer)
         self.v_targ = v_targ
-        self.loss_function = huber if loss_function is None else loss_function
+        self.loss_function = mse if loss_function is None else loss_function
         self._td_error_jit = jax.jit(self.td_error_fn)
 
     @property
