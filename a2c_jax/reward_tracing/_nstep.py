@@ -30,6 +30,14 @@ def _as_action(a):
     return np.array(a)
 
 
+def _copy_obs(s) -> Any:
+    if isinstance(s, dict):
+        return {k: _copy_obs(v) for k, v in s.items()}
+    if isinstance(s, tuple):
+        return tuple(_copy_obs(v) for v in s)
+    return np.array(s)
+
+
 def _batch(xs: list) -> Any:
     first = xs[0]
     if isinstance(first, dict):
@@ -110,7 +118,7 @@ class NStep:
         truncated = bool(truncated) and not terminated
         if truncated and s_next is None:
             raise ValueError("truncated=True needs s_next, the final observation, to bootstrap from")
-        self._trace.append((np.array(s), _as_action(a), r, float(logp), float(w), self._idx))
+        self._trace.append((_copy_obs(s), _as_action(a), r, float(logp), float(w), self._idx))
         self._idx += 1
         if len(self._trace) > self.n:  # s_{t+n} is known and is not the end of the episode
             self._emit_front()
@@ -130,7 +138,7 @@ class NStep:
         self._trace.clear()
         m, g = len(steps), self.gamma
         s_last, a_last, _, logp_last, _, _ = steps[-1]
-        s_next = s_last if s_final is None else np.array(s_final)
+        s_next = s_last if s_final is None else _copy_obs(s_final)
         returns = [0.0] * m
         acc = 0.0
         for i in range(m - 1, -1, -1):  # G_i = r_i + γ G_{i+1}; every one of them is within n
@@ -164,6 +172,14 @@ class NStep:
 
     @staticmethod
     def _to_batch(items: list) -> TransitionBatch:
+        if len(items) == 1 and isinstance(items[0][0], np.ndarray):  # the per-step fast path
+            s, a, logp, rn, i_n, s_next, a_next, logp_next, w, idx = items[0]
+            f32 = np.float32
+            return TransitionBatch(
+                S=s[None], A=np.expand_dims(a, 0), logP=np.array([logp], f32),
+                Rn=np.array([rn], f32), In=np.array([i_n], f32), S_next=s_next[None],
+                A_next=np.expand_dims(a_next, 0), logP_next=np.array([logp_next], f32),
+                W=np.array([w], f32), idx=np.array([idx], np.int32))
         S, A, logP, Rn, In, S_next, A_next, logP_next, W, idx = zip(*items)
         f32 = np.float32
         return TransitionBatch(

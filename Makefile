@@ -1,0 +1,29 @@
+# `make test` and `make train` set everything up themselves: a .venv with the project installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: test train lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2
+
+train: $(STAMP)
+	$(BIN)/python benchmarks/recipe.py --seeds 0 --max-steps 50000 --out runs/recipe
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/microbench.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
