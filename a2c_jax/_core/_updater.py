@@ -68,7 +68,7 @@ class BaseUpdater(abc.ABC):
         name = type(self).__name__
         metrics = {f"{name}/{k}": v for k, v in metrics.items()}
         metrics[f"{name}/loss"] = loss
-        metrics[f"{name}/grads_norm"] = optax.global_norm(grads)
+        metrics[f"{name}/grads_norm"] = optax.tree.norm(grads)
         return grads, new_state, metrics, aux
 
     def _apply(self, params, opt_state, grads):

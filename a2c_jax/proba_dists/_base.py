@@ -46,7 +46,7 @@ class BaseProbaDist(abc.ABC):
 
     @abc.abstractmethod
     def mode(self, dist_params: DistParams) -> chex.Array:
-        """The most likely action of each distribution; ``[B, *action_shape]``."""
+        """The greedy action of each distribution, ``[B, *action_shape]`` (see each subclass)."""
 
     def check_dist_params(self, dist_params: Any, batch_size: int) -> None:
         """Raises ``ValueError`` naming the problem when ``dist_params`` has the wrong keys or shapes."""

@@ -28,8 +28,10 @@ class NormalDist(BaseProbaDist):
     from ``a``. A policy's ``pi(s, return_logp=True)`` evaluates this same function at the action it
     returns, so the stored ``logp`` and a later ``log_proba`` of that action agree.
 
-    Entropy is that of the unsquashed Gaussian (the squashed one has no closed form); the KL
-    divergence is exact, since KL is invariant under the same bijection applied to both.
+    ``mode`` returns the squashed mean ``squash(mu)`` (the median of the squashed distribution,
+    the usual greedy action). Entropy is that of the unsquashed Gaussian (the squashed one has no
+    closed form); the KL divergence is exact, since KL is invariant under the same bijection
+    applied to both.
     """
 
     param_keys = ("logvar", "mu")
@@ -41,8 +43,9 @@ class NormalDist(BaseProbaDist):
         high = np.broadcast_to(np.asarray(space.high, np.float64), self.shape)
         self._squash = np.isfinite(low) & np.isfinite(high)
         # unsquashed dimensions get centre 0 and half-range 1, so the formulas below reduce to a = u
-        self._centre = np.where(self._squash, (high + low) / 2, 0.0).astype(np.float32)
-        self._half = np.where(self._squash, (high - low) / 2, 1.0).astype(np.float32)
+        low, high = np.where(self._squash, low, -1.0), np.where(self._squash, high, 1.0)
+        self._centre = ((high + low) / 2).astype(np.float32)
+        self._half = ((high - low) / 2).astype(np.float32)
 
     def param_shapes(self, batch_size):
         shape = (batch_size, *self.shape)

@@ -38,6 +38,14 @@ def _copy_obs(s) -> Any:
     return np.array(s)
 
 
+def _index(x, k: int) -> Any:
+    if isinstance(x, dict):
+        return {key: _index(v, k) for key, v in x.items()}
+    if isinstance(x, tuple):
+        return tuple(_index(v, k) for v in x)
+    return np.asarray(x)[k]
+
+
 def _batch(xs: list) -> Any:
     first = xs[0]
     if isinstance(first, dict):
@@ -80,20 +88,24 @@ class NStep:
     def _setup(self, n: float, gamma: float) -> None:
         self.n = n
         self.gamma = _check_gamma(gamma)
-        self._trace: deque = deque()  # (s, a, r, logp, w, idx) of the episode under way
+        # per env, the (s, a, r, logp, w, idx) of the episode under way
+        self._traces: dict[int, deque] = {}
         self._ready: deque = deque()  # finished transitions, unbatched field tuples
+        self._num_envs: int | None = None  # None: one env, scalar adds; K: batched adds
         self._idx = 0
 
     def reset(self) -> None:
-        """Forgets the episode under way and every transition not yet popped."""
-        self._trace.clear()
+        """Forgets the episodes under way and every transition not yet popped."""
+        self._traces.clear()
         self._ready.clear()
+        self._num_envs = None
 
     def __bool__(self) -> bool:
         return bool(self._ready)
 
-    def add(self, s, a, r, done, logp=0.0, w=1.0, *, truncated=None, s_next=None) -> None:
-        """Records one step ``(s, a, r)`` of the episode under way.
+    def add(self, s, a, r, done, logp=0.0, w=1.0, *, truncated=None, s_next=None,
+            mask=None) -> None:
+        """Records one step ``(s, a, r)`` of the episode under way, or one step of a vector env.
 
         Args:
             s: the observation the action was taken in.
@@ -107,10 +119,46 @@ class NStep:
             truncated: gymnasium's ``truncated``: a time limit cut the episode.
             s_next: the observation after this step. Required when the episode was truncated
                 (it is the state to bootstrap from); optional otherwise.
+            mask: vector envs only: ``[K]`` bools, ``False`` where the step is to be ignored.
+
+        Vector envs: when ``r`` has shape ``[K]``, every argument carries a leading axis ``[K]``
+        (scalars ``logp``/``w`` are broadcast) and each env is traced separately. With
+        gymnasium 1.x's default next-step autoreset, ``s_next`` of an env that just ended is its
+        final observation, and the *following* step only resets it: pass ``mask=~ended`` there::
+
+            S_next, R, term, trunc, _ = envs.step(A)
+            tracer.add(S, A, R, term, logP, truncated=trunc, s_next=S_next, mask=~ended)
+            ended = term | trunc
 
         Raises:
-            ValueError: a non-finite reward, or ``truncated`` without ``s_next``.
+            ValueError: a non-finite reward, ``truncated`` without ``s_next``, or a batch whose
+                size differs from the first batched add.
         """
+        if np.ndim(r) == 0:
+            if self._num_envs is not None:
+                raise ValueError(f"this tracer traces {self._num_envs} envs: add batches of "
+                                 f"{self._num_envs}, or reset() it first")
+            if mask is not None:
+                raise ValueError("mask is for batched adds (vector envs) only")
+            self._add_one(0, s, a, r, done, logp, w, truncated, s_next)
+            return
+        K = int(np.shape(r)[0])
+        if self._num_envs is None and not self._traces:
+            self._num_envs = K
+        if self._num_envs != K:
+            raise ValueError(f"batched add of {K} envs; this tracer traces "
+                             f"{self._num_envs or 'a single'} env(s)")
+        done = np.broadcast_to(np.asarray(done, bool), (K,))
+        logp = np.broadcast_to(np.asarray(logp, np.float64), (K,))
+        w = np.broadcast_to(np.asarray(w, np.float64), (K,))
+        trunc = None if truncated is None else np.broadcast_to(np.asarray(truncated, bool), (K,))
+        keep = np.ones(K, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), (K,))
+        for k in np.flatnonzero(keep):
+            self._add_one(int(k), _index(s, k), _index(a, k), r[k], done[k], logp[k], w[k],
+                          None if trunc is None else trunc[k],
+                          None if s_next is None else _index(s_next, k))
+
+    def _add_one(self, env, s, a, r, done, logp, w, truncated, s_next) -> None:
         r = float(r)
         if not math.isfinite(r):
             raise ValueError(f"reward must be finite, got {r}")
@@ -118,24 +166,27 @@ class NStep:
         truncated = bool(truncated) and not terminated
         if truncated and s_next is None:
             raise ValueError("truncated=True needs s_next, the final observation, to bootstrap from")
-        self._trace.append((_copy_obs(s), _as_action(a), r, float(logp), float(w), self._idx))
+        trace = self._traces.get(env)
+        if trace is None:
+            trace = self._traces[env] = deque()
+        trace.append((_copy_obs(s), _as_action(a), r, float(logp), float(w), self._idx))
         self._idx += 1
-        if len(self._trace) > self.n:  # s_{t+n} is known and is not the end of the episode
-            self._emit_front()
+        if len(trace) > self.n:  # s_{t+n} is known and is not the end of the episode
+            self._emit_front(trace)
         if terminated or truncated:
-            self._end_episode(bootstrap=truncated, s_final=s_next)
+            self._end_episode(trace, bootstrap=truncated, s_final=s_next)
 
-    def _emit_front(self) -> None:
-        s, a, r, logp, w, idx = self._trace.popleft()
+    def _emit_front(self, trace: deque) -> None:
+        s, a, r, logp, w, idx = trace.popleft()
         g = self.gamma
         rn = r + sum(g ** (k + 1) * step[2]
-                     for k, step in enumerate(itertools.islice(self._trace, self.n - 1)))
-        s_n, a_n, _, logp_n, _, _ = self._trace[self.n - 1]
+                     for k, step in enumerate(itertools.islice(trace, self.n - 1)))
+        s_n, a_n, _, logp_n, _, _ = trace[self.n - 1]
         self._ready.append((s, a, logp, rn, g ** self.n, s_n, a_n, logp_n, w, idx))
 
-    def _end_episode(self, bootstrap: bool, s_final) -> None:
-        steps = list(self._trace)
-        self._trace.clear()
+    def _end_episode(self, trace: deque, bootstrap: bool, s_final) -> None:
+        steps = list(trace)
+        trace.clear()
         m, g = len(steps), self.gamma
         s_last, a_last, _, logp_last, _, _ = steps[-1]
         s_next = s_last if s_final is None else _copy_obs(s_final)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -14,12 +15,18 @@ def _top_level(module_name: str) -> str:
     return module_name.split("/", 1)[0]
 
 
-def _shared_groups(params: Sequence[dict]) -> dict[str, list[int]]:
+@functools.lru_cache(maxsize=256)
+def _groups_for_keys(keys: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
     owners: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(params):
-        for top in dict.fromkeys(_top_level(k) for k in p):
+    for i, ks in enumerate(keys):
+        for top in dict.fromkeys(_top_level(k) for k in ks):
             owners[top].append(i)
-    return {top: idx for top, idx in owners.items() if len(idx) > 1}
+    return tuple((top, tuple(idx)) for top, idx in owners.items() if len(idx) > 1)
+
+
+def _shared_groups(params: Sequence[dict]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``(module, owner indices)`` for every top-level module held by two or more dicts."""
+    return _groups_for_keys(tuple(tuple(p) for p in params))
 
 
 def _module(p: dict, top: str) -> dict:
@@ -41,7 +48,7 @@ def _check_shapes(params: Sequence[dict], top: str, owners: list[int]) -> None:
 def _sync(params: tuple, weights: jax.Array) -> tuple:
     # shapes are static under jit: the grouping and checks run once per structure, at trace time
     params = tuple(dict(p) for p in params)
-    for top, owners in _shared_groups(params).items():
+    for top, owners in _shared_groups(params):
         _check_shapes(params, top, owners)
         w = weights[jnp.array(owners)]
         w = w / jnp.sum(w)
@@ -85,7 +92,11 @@ def sync_shared_params(*params: dict, weights: Sequence[float] | None = None) ->
         w = np.ones(len(params), np.float32)
     else:
         w = np.asarray(weights, np.float32)
-        if w.shape != (len(params),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum():
-            raise ValueError(f"weights must be {len(params)} non-negative finite numbers, not all "
-                             f"zero; got {weights!r}")
+        if w.shape != (len(params),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weights must be {len(params)} non-negative finite numbers; "
+                             f"got {weights!r}")
+        for top, owners in _shared_groups(params):
+            if not w[list(owners)].sum() > 0:
+                raise ValueError(f"sync_shared_params: module {top!r} is shared by params "
+                                 f"{list(owners)}, whose weights are all zero")
     return _sync(tuple(params), w)
