@@ -62,7 +62,7 @@ def test_sync_compiles_once_and_calls_stay_cached(pi, v, rng):
         v(batch.S[0])
         sizes.append(
             (
-                _sync._sync._cache_size(),
+                _sync._average._cache_size(),
                 pi._sample_jit._cache_size(),
                 v._value_jit._cache_size(),
                 td._step_jit._cache_size(),

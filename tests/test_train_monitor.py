@@ -104,7 +104,7 @@ def test_record_metrics_averaged_per_episode(caplog):
         loss, acc = float(rng.normal()), float(rng.uniform())
         recorded["loss"].append(loss)
         recorded["acc"].append(acc)
-        env.record_metrics(Metrics({"loss": jnp.float32(loss)}))
+        env.record_metrics(Metrics(("loss",), jnp.array([loss], jnp.float32)))
         env.record_metrics({"acc": acc})
 
     run_episode(env, seed=0, policy_rng=rng, before_step=on_step)

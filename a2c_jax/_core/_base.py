@@ -15,6 +15,9 @@ from ..utils._trees import check_same_tree, copy_tree
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
 
+_RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
 def _seed(random_seed: int | None) -> int:
     if random_seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
@@ -34,7 +37,9 @@ class BaseFunc:
     """A Haiku function turned into an object that holds its parameters.
 
     ``func(S, is_training)`` is transformed with ``hk.transform_with_state``, initialised on a
-    deterministic example batch, and its output checked by :meth:`_check_output`. The pure batched
+    deterministic example batch, and its output checked by :meth:`_check_output`. Functions that
+    draw no random numbers (:attr:`uses_rng` is False) are applied with ``rng=None``, so the
+    compiled steps carry no key splits for them. The pure batched
     apply is :meth:`function`; the object's methods call a few cached jitted functions built on it.
     """
 
@@ -49,11 +54,25 @@ class BaseFunc:
         self._transformed = hk.transform_with_state(func)
         init_key, self._key = jax.random.split(jax.random.PRNGKey(self.random_seed))
         example = self.observation_preprocessor(example_batch(self.observation_space, 1))
-        self._params, self._function_state = self._transformed.init(init_key, example, True)
+        # init runs once: one jitted call compiled without backend optimisation is the fastest
+        # way there (eager init compiles every random op separately)
+        init = jax.jit(self._transformed.init, static_argnums=2, compiler_options=_RUN_ONCE)
+        self._params, self._function_state = init(init_key, example, True)
         # shape-only evaluation with a batch of two catches outputs that drop or mix the batch axis
         out_shape, _ = jax.eval_shape(self.function, self._params, self._function_state, init_key,
                                       example_batch(self.observation_space, 2), False)
         self._check_output(out_shape, 2)
+        self.uses_rng = self._needs_rng(example)
+
+    def _needs_rng(self, example) -> bool:
+        """Whether ``func`` draws random numbers (``hk.next_rng_key``, dropout) when applied."""
+        for is_training in (True, False):
+            try:
+                jax.eval_shape(self._transformed.apply, self._params, self._function_state, None,
+                               example, is_training)
+            except ValueError:
+                return True
+        return False
 
     # ---- the pure core ------------------------------------------------------------------------
 

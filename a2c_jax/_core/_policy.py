@@ -65,7 +65,9 @@ class Policy(BaseFunc):
 
     def sample_fn(self, params, state, key, S) -> tuple[chex.Array, chex.Array]:
         """Pure: ``(A, logP)`` sampled for a batch, ``logP = log π(A|S)`` exactly."""
-        rng, key = jax.random.split(key)
+        rng = None
+        if self.uses_rng:
+            rng, key = jax.random.split(key)
         dist_params = self.dist_params_fn(params, state, rng, S)
         A = self.proba_dist.sample(dist_params, key)
         return A, self.proba_dist.log_proba(dist_params, A)

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from ..reward_tracing import TransitionBatch
-from ..utils._metrics import Metrics
-from ..utils._trees import all_finite, check_same_tree
+from ..utils._metrics import Metrics, pack_metrics
+from ..utils._trees import check_same_tree
 from ._base import BaseFunc
 
 
@@ -44,9 +44,10 @@ class BaseUpdater(abc.ABC):
         self._optimizer = optimizer
         self._optimizer_state = optimizer.init(f.params)
         self._key = jax.random.fold_in(jax.random.PRNGKey(f.random_seed), 0x5eed)
-        self._step_jit = jax.jit(self.step_with_state, donate_argnums=(0, 1))
-        self._grads_jit = jax.jit(self._grads_and_metrics)
-        self._apply_jit = jax.jit(self._apply, donate_argnums=(0, 1))
+        self._metric_keys: dict[str, tuple[str, ...]] = {}
+        self._step_jit = jax.jit(self._step_packed, donate_argnums=(0, 1))
+        self._grads_jit = jax.jit(self._grads_packed)
+        self._apply_jit = jax.jit(self._apply_checked, donate_argnums=(0, 1))
 
     # ---- to be defined by subclasses ------------------------------------------------------------
 
@@ -71,11 +72,10 @@ class BaseUpdater(abc.ABC):
         metrics[f"{name}/grads_norm"] = optax.tree.norm(grads)
         return grads, new_state, metrics, aux
 
-    def _apply(self, params, opt_state, grads):
+    def _apply(self, params, opt_state, grads, ok):
         updates, new_opt_state = self._optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        ok = all_finite((grads, new_params))
-        return _select(ok, new_params, params), _select(ok, new_opt_state, opt_state), ok
+        return _select(ok, new_params, params), _select(ok, new_opt_state, opt_state)
 
     def step_with_state(self, params, opt_state, function_state, hparams, rng, transition_batch,
                         *args):
@@ -85,12 +85,30 @@ class BaseUpdater(abc.ABC):
             ``(params, opt_state, function_state, rng, metrics, aux)``: ``rng`` is the next key,
             ``aux`` whatever :meth:`loss_fn` returned beside the loss (e.g. the TD error).
         """
-        rng, subkey = jax.random.split(rng)
+        if self._f.uses_rng:
+            rng, subkey = jax.random.split(rng)
+        else:  # a deterministic function: no key to split, nothing to compile for it
+            subkey = None
         grads, new_state, metrics, aux = self._grads_and_metrics(
             params, function_state, hparams, subkey, transition_batch, *args)
-        params, opt_state, ok = self._apply(params, opt_state, grads)
-        metrics[f"{type(self).__name__}/skipped"] = 1.0 - ok.astype(jnp.float32)
+        name = type(self).__name__
+        # a non-finite gradient leaf makes the global norm non-finite: one scalar to check
+        ok = jnp.isfinite(metrics[f"{name}/loss"]) & jnp.isfinite(metrics[f"{name}/grads_norm"])
+        params, opt_state = self._apply(params, opt_state, grads, ok)
+        metrics[f"{name}/skipped"] = 1.0 - ok.astype(jnp.float32)
         return params, opt_state, _select(ok, new_state, function_state), rng, metrics, aux
+
+    def _step_packed(self, *args):
+        # the jitted form behind update(): metrics come back as one stacked array; their names
+        # are static, recorded while tracing
+        params, opt_state, state, rng, metrics, aux = self.step_with_state(*args)
+        self._metric_keys["step"], values = pack_metrics(metrics)
+        return params, opt_state, state, rng, values, aux
+
+    def _grads_packed(self, *args):
+        grads, state, metrics, aux = self._grads_and_metrics(*args)
+        self._metric_keys["grads"], values = pack_metrics(metrics)
+        return grads, state, values, aux
 
     def step(self, params, opt_state, transition_batch, *args, hparams=None, rng=None):
         """The fused pure step ``(params, opt_state, batch, ...) -> (params, opt_state, metrics)``.
@@ -129,21 +147,25 @@ class BaseUpdater(abc.ABC):
             transition_batch, *args)
         # bypass the setters' shape checks: the compiled step preserves structure by construction
         f._params, f._function_state, self._optimizer_state = params, state, opt_state
-        return Metrics(metrics), aux
+        return Metrics(self._metric_keys["step"], metrics), aux
 
     def _run_grads(self, transition_batch, *args):
         self._check_batch(transition_batch)
         self._key, subkey = jax.random.split(self._key)
         f = self._f
+        if not f.uses_rng:
+            subkey = None
         return self._grads_jit(f.params, f.function_state, self.hyperparams, subkey,
                                transition_batch, *args)
+
+    def _apply_checked(self, params, opt_state, grads):
+        return self._apply(params, opt_state, grads, jnp.isfinite(optax.tree.norm(grads)))
 
     def apply_grads(self, grads, function_state=None) -> None:
         """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
         f = self._f
         check_same_tree(grads, f.params, f"{type(self).__name__}.apply_grads: grads")
-        f._params, self._optimizer_state, _ = self._apply_jit(f.params, self._optimizer_state,
-                                                              grads)
+        f._params, self._optimizer_state = self._apply_jit(f.params, self._optimizer_state, grads)
         if function_state is not None:
             f.function_state = function_state
 

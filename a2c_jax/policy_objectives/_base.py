@@ -122,7 +122,7 @@ class PolicyObjective(BaseUpdater):
         """The gradients without applying them: ``(grads, function_state, metrics)``."""
         self._check_inputs(transition_batch, Adv)
         grads, state, metrics, _ = self._run_grads(transition_batch, Adv)
-        return grads, state, Metrics(metrics)
+        return grads, state, Metrics(self._metric_keys["grads"], metrics)
 
     def __repr__(self) -> str:
         hp = {**self.objective_hyperparams}

@@ -74,7 +74,7 @@ class SimpleTD(BaseUpdater):
 
     def loss_fn(self, params, function_state, hparams, rng, transition_batch, target_params,
                 target_state):
-        rng_targ, rng = jax.random.split(rng)
+        rng_targ, rng = (None, None) if rng is None else jax.random.split(rng)
         G = self._target(params, function_state, rng_targ, transition_batch, target_params,
                          target_state)
         out, new_state = self.v.function(params, function_state, rng, transition_batch.S, True)
@@ -103,7 +103,7 @@ class SimpleTD(BaseUpdater):
     def grads_and_metrics(self, transition_batch):
         """The gradients without applying them: ``(grads, function_state, metrics)``."""
         grads, state, metrics, _ = self._run_grads(transition_batch, *self._target_args())
-        return grads, state, Metrics(metrics)
+        return grads, state, Metrics(self._metric_keys["grads"], metrics)
 
     def td_error(self, transition_batch):
         """``G - v(S)`` for the batch, ``[B]``, with the current parameters (evaluation mode)."""

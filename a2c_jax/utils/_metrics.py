@@ -6,44 +6,53 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def pack_metrics(metrics: dict[str, Any]) -> tuple[tuple[str, ...], jax.Array]:
+    """Jittable: ``(keys, values)`` with the scalar metrics stacked into one float32 array."""
+    keys = tuple(metrics)
+    return keys, jnp.stack([jnp.asarray(metrics[k], jnp.float32) for k in keys])
 
 
 class Metrics(Mapping):
     """A read-only ``dict[str, float]`` whose values are fetched from the device on first read.
 
-    Updaters return their metrics as device scalars wrapped in this class: the hot path never waits
-    for the device, and reading any value (``m['SimpleTD/loss']``, ``dict(m)``, printing) fetches
-    all of them in one transfer. :meth:`a2c_jax.wrappers.TrainMonitor.record_metrics` keeps the
-    device values and fetches them once per episode.
+    Updaters return their metrics as one stacked device array wrapped in this class: the hot path
+    never waits for the device, and reading any value (``m['SimpleTD/loss']``, ``dict(m)``,
+    printing) fetches all of them in one transfer. :meth:`a2c_jax.wrappers.TrainMonitor.record_metrics`
+    keeps the device array and fetches once per episode.
     """
 
-    __slots__ = ("_device", "_host")
+    __slots__ = ("_host", "_keys", "_values")
 
-    def __init__(self, device_values: dict[str, Any]):
-        self._device = device_values
+    def __init__(self, keys: tuple[str, ...], values: Any):
+        self._keys = tuple(keys)
+        self._values = values
         self._host: dict[str, float] | None = None
 
     @property
-    def device_values(self) -> dict[str, Any]:
-        """The underlying (possibly not yet computed) device scalars; reading them does not sync."""
-        return self._device
+    def packed(self) -> tuple[tuple[str, ...], Any]:
+        """``(keys, values)``: the names and the stacked (possibly not yet computed) values."""
+        return self._keys, self._values
 
     def _fetch(self) -> dict[str, float]:
         if self._host is None:
-            self._host = {k: float(v) for k, v in jax.device_get(self._device).items()}
+            self._host = dict(zip(self._keys, np.asarray(self._values).tolist()))
         return self._host
 
     def __getitem__(self, key: str) -> float:
         return self._fetch()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._device)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._device)
+        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._device
+        return key in self._keys
 
     def __repr__(self) -> str:
         return f"Metrics({self._fetch()!r})"

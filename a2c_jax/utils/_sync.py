@@ -33,10 +33,10 @@ def _module(p: dict, top: str) -> dict:
     return {k: v for k, v in p.items() if _top_level(k) == top}
 
 
-def _check_shapes(params: Sequence[dict], top: str, owners: list[int]) -> None:
-    ref = jax.tree.map(np.shape, _module(params[owners[0]], top))
-    for i in owners[1:]:
-        got = jax.tree.map(np.shape, _module(params[i], top))
+def _check_group(modules: Sequence[dict], top: str, owners: Sequence[int]) -> None:
+    ref = jax.tree.map(np.shape, modules[0])
+    for i, m in zip(owners[1:], modules[1:]):
+        got = jax.tree.map(np.shape, m)
         if got != ref:
             raise ValueError(
                 f"sync_shared_params: module {top!r} is in params {owners[0]} and {i} with different "
@@ -44,20 +44,18 @@ def _check_shapes(params: Sequence[dict], top: str, owners: list[int]) -> None:
                 "hk.experimental.name_scope('pi')) so that only truly shared modules share a name")
 
 
-@jax.jit
-def _sync(params: tuple, weights: jax.Array) -> tuple:
-    # shapes are static under jit: the grouping and checks run once per structure, at trace time
-    params = tuple(dict(p) for p in params)
-    for top, owners in _shared_groups(params):
-        _check_shapes(params, top, owners)
-        w = weights[jnp.array(owners)]
-        w = w / jnp.sum(w)
-        modules = [_module(params[i], top) for i in owners]
+@functools.partial(jax.jit, static_argnums=(1,))
+def _average(shared: tuple[tuple[dict, ...], ...], groups: tuple) -> tuple[dict, ...]:
+    # one output per group; shapes and weights are static, so the checks run once, while tracing
+    out = []
+    for modules, (top, owners, w) in zip(shared, groups):
+        _check_group(modules, top, owners)
         avg = jax.tree.map(lambda *xs: sum(wi * x for wi, x in zip(w, xs)).astype(xs[0].dtype),
                            *modules)
-        for i in owners:
-            params[i].update(avg)
-    return params
+        # one output per owner: XLA gives every output its own buffer, and the updaters donate
+        # their params, so no two dicts may share one
+        out.append(tuple(avg for _ in owners))
+    return tuple(out)
 
 
 def sync_shared_params(*params: dict, weights: Sequence[float] | None = None) -> tuple[dict, ...]:
@@ -89,14 +87,25 @@ def sync_shared_params(*params: dict, weights: Sequence[float] | None = None) ->
         if not isinstance(p, dict):
             raise TypeError(f"params[{i}] must be a Haiku params dict, got {type(p).__name__}")
     if weights is None:
-        w = np.ones(len(params), np.float32)
+        w = np.ones(len(params))
     else:
-        w = np.asarray(weights, np.float32)
+        w = np.asarray(weights, np.float64)
         if w.shape != (len(params),) or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(f"weights must be {len(params)} non-negative finite numbers; "
                              f"got {weights!r}")
-        for top, owners in _shared_groups(params):
-            if not w[list(owners)].sum() > 0:
-                raise ValueError(f"sync_shared_params: module {top!r} is shared by params "
-                                 f"{list(owners)}, whose weights are all zero")
-    return _sync(tuple(params), w)
+    groups = []
+    for top, owners in _shared_groups(params):
+        total = w[list(owners)].sum()
+        if not total > 0:
+            raise ValueError(f"sync_shared_params: module {top!r} is shared by params "
+                             f"{list(owners)}, whose weights are all zero")
+        groups.append((top, owners, tuple(float(w[i] / total) for i in owners)))
+    out = [dict(p) for p in params]
+    if not groups:
+        return tuple(out)
+    shared = tuple(tuple(_module(params[i], top) for i in owners) for top, owners, _ in groups)
+    averaged = _average(shared, tuple(groups))
+    for (_, owners, _), copies in zip(groups, averaged):
+        for i, avg in zip(owners, copies):
+            out[i].update(avg)
+    return tuple(out)

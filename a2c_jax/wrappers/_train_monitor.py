@@ -44,7 +44,7 @@ class TrainMonitor(gymnasium.Wrapper):
         self.T = self.ep = self.t = 0
         self.G = 0.0
         self._recent_G: deque = deque(maxlen=int(smoothing))
-        self._pending: list[Mapping[str, Any]] = []
+        self._pending: list[tuple[tuple[str, ...], Any]] = []
         self._ep_start = time.perf_counter()
         self.last_metrics: dict[str, float] = {}
         self.tensorboard = None
@@ -79,20 +79,21 @@ class TrainMonitor(gymnasium.Wrapper):
     def record_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Records a dict of scalar metrics; averaged and reported at the end of the episode."""
         if isinstance(metrics, Metrics):
-            self._pending.append(metrics.device_values)
+            self._pending.append(metrics.packed)
         elif isinstance(metrics, Mapping):
-            self._pending.append(dict(metrics))
+            self._pending.append((tuple(metrics), list(metrics.values())))
         else:
             raise TypeError(f"metrics must be a mapping of scalars, got {type(metrics).__name__}")
 
     def _average_pending(self) -> dict[str, float]:
         if not self._pending:
             return {}
-        fetched = jax.device_get(self._pending)  # one transfer for the whole episode
+        keys = [k for k, _ in self._pending]
+        values = jax.device_get([v for _, v in self._pending])  # one transfer for the episode
         self._pending = []
         sums: dict[str, list[float]] = {}
-        for m in fetched:
-            for k, v in m.items():
+        for ks, vs in zip(keys, values):
+            for k, v in zip(ks, np.asarray(vs, np.float64).ravel()):
                 sums.setdefault(k, []).append(float(v))
         return {k: float(np.mean(v)) for k, v in sums.items()}
 
