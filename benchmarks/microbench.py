@@ -70,14 +70,16 @@ def block(x: Any) -> None:
 
 
 class Timer:
+    """Times every call in rounds: repeat ``r`` of every call runs before repeat ``r + 1`` of any,
+    so a burst of load from other jobs spreads over all calls instead of hitting one."""
+
     def __init__(self, quick: bool):
-        self.quick = quick
         self.repeats = 3 if quick else 7
         self.target_s = 0.01 if quick else 0.1  # wall time of one repeat
         self.max_number = 50 if quick else 2000
 
-    def run(self, fn: Callable[[], Any], setup: Callable[[int], None] | None = None,
-            warmup: int = 3) -> dict:
+    def calibrate(self, fn: Callable[[], Any], setup: Callable[[int], None] | None,
+                  warmup: int = 3) -> dict:
         for _ in range(warmup):
             if setup is not None:
                 setup(1)
@@ -88,34 +90,67 @@ class Timer:
         out = fn()
         block(out)
         one = time.perf_counter() - t0
-        is_async = bool(_device_leaves(out))
         number = int(min(self.max_number, max(3, self.target_s / max(one, 1e-7))))
-        blocked, dispatched = [], []
+        return {"number": number, "async": bool(_device_leaves(out)), "blocked": [],
+                "dispatched": []}
+
+    @staticmethod
+    def repeat(fn: Callable[[], Any], setup: Callable[[int], None] | None, state: dict) -> None:
+        number = state["number"]
+        if setup is not None:
+            setup(number)
+        tb = td = 0.0
+        for _ in range(number):
+            t0 = time.perf_counter()
+            out = fn()
+            t1 = time.perf_counter()
+            block(out)
+            t2 = time.perf_counter()
+            td += t1 - t0
+            tb += t2 - t0
+        state["blocked"].append(tb / number * 1e6)
+        state["dispatched"].append(td / number * 1e6)
+
+    def run_all(self, benches: list) -> dict[str, dict]:
+        states: dict[str, dict] = {}
+        for name, fn, setup in benches:
+            try:
+                states[name] = self.calibrate(fn, setup)
+            except Exception as e:  # an API the library lacks or spells differently
+                states[name] = {"error": f"{type(e).__name__}: {e}"}
         for _ in range(self.repeats):
-            if setup is not None:
-                setup(number)
-            tb = td = 0.0
-            for _ in range(number):
-                t0 = time.perf_counter()
-                out = fn()
-                t1 = time.perf_counter()
-                block(out)
-                t2 = time.perf_counter()
-                td += t1 - t0
-                tb += t2 - t0
-            blocked.append(tb / number * 1e6)
-            dispatched.append(td / number * 1e6)
-        return {
-            "blocked_us": round(statistics.median(blocked), 2),
-            "dispatch_us": round(statistics.median(dispatched), 2) if is_async else None,
-            "async": is_async,
-            "number": number,
-            "repeats": self.repeats,
-            "blocked_us_all": [round(x, 2) for x in blocked],
-        }
+            for name, fn, setup in benches:
+                if "error" not in states[name]:
+                    try:
+                        self.repeat(fn, setup, states[name])
+                    except Exception as e:
+                        states[name] = {"error": f"{type(e).__name__}: {e}"}
+        results = {}
+        for name, st in states.items():
+            if "error" in st:
+                results[name] = st
+                continue
+            results[name] = {
+                "blocked_us": round(statistics.median(st["blocked"]), 2),
+                "min_blocked_us": round(min(st["blocked"]), 2),
+                "dispatch_us": round(statistics.median(st["dispatched"]), 2) if st["async"]
+                else None,
+                "async": st["async"],
+                "number": st["number"],
+                "repeats": len(st["blocked"]),
+                "blocked_us_all": [round(x, 2) for x in st["blocked"]],
+            }
+        return results
 
 
 # ---- the recipe's objects -----------------------------------------------------------------------
+
+
+def _missing(what: str) -> Callable:
+    def call(*args, **kwargs):
+        raise NotImplementedError(f"{what} is missing in this library")
+
+    return call
 
 
 def build(lib, seed: int):
@@ -160,7 +195,7 @@ def build(lib, seed: int):
     o.simple_td = lib.td_learning.SimpleTD(o.v, optimizer=optax.adam(0.002))
     o.tracer = lib.reward_tracing.NStep(n=N_STEP, gamma=GAMMA)
     o.buffer = lib.experience_replay.SimpleReplayBuffer(capacity=CAPACITY, random_seed=seed)
-    o.sync = lib.utils.sync_shared_params
+    o.sync = getattr(lib.utils, "sync_shared_params", None) or _missing("utils.sync_shared_params")
     return o
 
 
@@ -273,12 +308,14 @@ def print_table(report: dict) -> None:
           f"({report['backend']}) | python {report['python']} | {report['cpus']} CPUs | "
           f"load avg {report['loadavg_before']} | {'quick' if report['quick'] else 'full'}")
     w = max(len(k) for k in report["results"]) + 2
-    print(f"{'call':<{w}}{'blocked µs':>12}{'dispatch µs':>13}{'calls x repeats':>17}")
+    print(f"{'call':<{w}}{'blocked µs':>12}{'min µs':>9}{'dispatch µs':>13}"
+          f"{'calls x repeats':>17}")
     for name, r in report["results"].items():
         if "error" in r:
-            print(f"{name:<{w}}{'n/a':>12}{'n/a':>13}   {r['error'][:60]}")
+            print(f"{name:<{w}}{'n/a':>12}{'n/a':>9}{'n/a':>13}   {r['error'][:80]}")
             continue
-        print(f"{name:<{w}}{_fmt(r['blocked_us']):>12}{_fmt(r['dispatch_us']):>13}"
+        print(f"{name:<{w}}{_fmt(r['blocked_us']):>12}{_fmt(r['min_blocked_us']):>9}"
+              f"{_fmt(r['dispatch_us']):>13}"
               f"{r['number']:>11} x {r['repeats']}")
     est = report.get("recipe_us_per_env_step")
     if est is not None:
@@ -286,7 +323,8 @@ def print_table(report: dict) -> None:
               f"{4 * CAPACITY // BATCH} iterations per {CAPACITY} steps) = "
               f"{1e6 / est:,.0f} env steps/s")
     print("blocked: waits for the returned device arrays; dispatch: until the call returns "
-          "('-' = returns host values, synchronous). Median over repeats of the mean per call.")
+          "('-' = returns host values, synchronous). Median (and min) over repeats of the mean per "
+          "call; repeats run in rounds over all calls.")
     print("Timing on a shared CPU is noisy: compare libraries only within one run.")
 
 
@@ -307,15 +345,9 @@ def main(argv=None) -> int:
 
     o = build(lib, args.seed)
     steps = fill_buffer(o)
-    timer = Timer(args.quick)
-    results: dict[str, dict] = {}
-    for name, fn, setup in benchmarks(o, steps):
-        if args.only and not any(s in name for s in args.only):
-            continue
-        try:
-            results[name] = timer.run(fn, setup)
-        except Exception as e:  # an API the library lacks or spells differently
-            results[name] = {"error": f"{type(e).__name__}: {e}"}
+    benches = [b for b in benchmarks(o, steps)
+               if not args.only or any(s in b[0] for s in args.only)]
+    results = Timer(args.quick).run_all(benches)
 
     report = {
         "lib": args.lib,

@@ -152,6 +152,8 @@ def main(argv=None) -> int:
     print(f"{'rest (recipe loop, numpy)':<28}{'':>9}{'':>10}{rest / steps * 1e6:>13.1f}"
           f"{rest / loop_s:>8.1%}")
     print(f"{'total loop':<28}{'':>9}{'':>10}{loop_s / steps * 1e6:>13.1f}{1:>8.1%}")
+    print("first calls, ms: " + ", ".join(
+        f"{k} {v * 1e3:,.0f}" for k, v in sorted(clock.first.items(), key=lambda kv: -kv[1])))
     return 0
 
 

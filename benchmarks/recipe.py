@@ -72,7 +72,7 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
                mininterval=0.5, leave=False)
     t0 = time.perf_counter()
     s, _ = env.reset(seed=seed)
-    while env.T < max_steps:
+    while max_steps > env.T:
         a, logp = pi(s, return_logp=True)
         s_next, r, terminated, truncated, _ = env.step(a)
         tracer.add(s, a, r, terminated or truncated, logp)

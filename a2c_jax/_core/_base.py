@@ -14,7 +14,6 @@ import numpy as np
 from ..utils._trees import check_same_tree, copy_tree
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
-
 _RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 

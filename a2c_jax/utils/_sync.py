@@ -7,7 +7,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
