@@ -104,9 +104,12 @@ class Policy(BaseFunc):
         """
         packed, self._key = self._sample_jit(self._params, self._function_state, self._key,
                                              self._batch_one(s))
-        A, logP = self._unpack(np.asarray(packed))
-        a = int(A[0]) if self._discrete else A[0]
-        return (a, float(logP[0])) if return_logp else a
+        packed = np.asarray(packed)
+        if self._discrete:
+            a = int(packed[0, 0])
+        else:
+            a = self._unpack(packed)[0][0]
+        return (a, float(packed[0, -1])) if return_logp else a
 
     def mode(self, s: Any, return_logp: bool = False):
         """The greedy (most likely) action for one observation, e.g. for evaluation."""

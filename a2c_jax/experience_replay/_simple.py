@@ -52,6 +52,18 @@ class SimpleReplayBuffer:
     def _allocate(self, leaves: list[np.ndarray], treedef) -> None:
         self._treedef = treedef
         self._storage = [np.zeros((self._capacity, *x.shape[1:]), x.dtype) for x in leaves]
+        self._shapes = [x.shape[1:] for x in leaves]
+
+    def _check_leaves(self, leaves: list[np.ndarray], transition_batch) -> None:
+        n = leaves[0].shape[0] if leaves and leaves[0].ndim else 0
+        if any(x.ndim == 0 or x.shape[0] != n for x in leaves):
+            raise ValueError("every field of the TransitionBatch needs the same leading batch size; "
+                             f"got {transition_batch!r}")
+        if self._storage is not None:
+            for x, shape in zip(leaves, self._shapes):
+                if x.shape[1:] != shape:
+                    raise ValueError(f"a field has per-transition shape {x.shape[1:]}, the buffer "
+                                     f"stores {shape}: {transition_batch!r}")
 
     def add(self, transition_batch: TransitionBatch) -> None:
         """Appends every transition of a batch (any batch size), overwriting the oldest when full.
@@ -63,20 +75,16 @@ class SimpleReplayBuffer:
         if not isinstance(transition_batch, TransitionBatch):
             raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
         leaves, treedef = jax.tree_util.tree_flatten(transition_batch)
-        leaves = [np.asarray(x) for x in leaves]
-        n = leaves[0].shape[0] if leaves and leaves[0].ndim else 0
-        if any(x.ndim == 0 or x.shape[0] != n for x in leaves):
-            raise ValueError("every field of the TransitionBatch needs the same leading batch size; "
-                             f"got {transition_batch!r}")
+        leaves = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in leaves]
         if self._storage is None:
+            self._check_leaves(leaves, transition_batch)
             self._allocate(leaves, treedef)
         elif treedef != self._treedef:
             raise TypeError(f"this batch's structure differs from the stored one: {treedef} vs "
                             f"{self._treedef}")
-        for x, store in zip(leaves, self._storage):
-            if x.shape[1:] != store.shape[1:]:
-                raise ValueError(f"a field has per-transition shape {x.shape[1:]}, the buffer "
-                                 f"stores {store.shape[1:]}: {transition_batch!r}")
+        n = leaves[0].shape[0] if leaves[0].ndim else -1
+        if [x.shape for x in leaves] != [(n, *shape) for shape in self._shapes]:
+            self._check_leaves(leaves, transition_batch)  # raises, naming the mismatch
         if n > self._capacity:  # only the newest `capacity` would survive anyway
             leaves = [x[-self._capacity:] for x in leaves]
             self._next = (self._next + n - self._capacity) % self._capacity

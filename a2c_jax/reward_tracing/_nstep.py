@@ -227,9 +227,9 @@ class NStep:
             s, a, logp, rn, i_n, s_next, a_next, logp_next, w, idx = items[0]
             f32 = np.float32
             return TransitionBatch(
-                S=s[None], A=np.expand_dims(a, 0), logP=np.array([logp], f32),
+                S=s[None], A=a[None], logP=np.array([logp], f32),
                 Rn=np.array([rn], f32), In=np.array([i_n], f32), S_next=s_next[None],
-                A_next=np.expand_dims(a_next, 0), logP_next=np.array([logp_next], f32),
+                A_next=a_next[None], logP_next=np.array([logp_next], f32),
                 W=np.array([w], f32), idx=np.array([idx], np.int32))
         S, A, logP, Rn, In, S_next, A_next, logP_next, W, idx = zip(*items)
         f32 = np.float32

@@ -34,12 +34,3 @@ def check_same_tree(new: Any, old: Any, what: str) -> None:
 def copy_tree(tree: Any) -> Any:
     """A deep copy of the arrays of ``tree`` (so that donating one copy leaves the other intact)."""
     return jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, tree)
-
-
-def all_finite(tree: Any) -> jax.Array:
-    """A scalar bool: every floating-point leaf of ``tree`` is finite. Jittable, no host sync."""
-    import jax.numpy as jnp
-
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
