@@ -105,10 +105,7 @@ class Policy(BaseFunc):
         packed, self._key = self._sample_jit(self._params, self._function_state, self._key,
                                              self._batch_one(s))
         packed = np.asarray(packed)
-        if self._discrete:
-            a = int(packed[0, 0])
-        else:
-            a = self._unpack(packed)[0][0]
+        a = int(packed[0, 0]) if self._discrete else self._unpack(packed)[0][0]
         return (a, float(packed[0, -1])) if return_logp else a
 
     def mode(self, s: Any, return_logp: bool = False):
