@@ -58,8 +58,9 @@ class BaseFunc:
         init = jax.jit(self._transformed.init, static_argnums=2, compiler_options=_RUN_ONCE)
         self._params, self._function_state = init(init_key, example, True)
         # shape-only evaluation with a batch of two catches outputs that drop or mix the batch axis
-        out_shape, _ = jax.eval_shape(self.function, self._params, self._function_state, init_key,
-                                      example_batch(self.observation_space, 2), False)
+        out_shape, _ = jax.eval_shape(
+            lambda p, st, k, S: self.function(p, st, k, S, False),
+            self._params, self._function_state, init_key, example_batch(self.observation_space, 2))
         self._check_output(out_shape, 2)
         self.uses_rng = self._needs_rng(example)
 
@@ -67,8 +68,8 @@ class BaseFunc:
         """Whether ``func`` draws random numbers (``hk.next_rng_key``, dropout) when applied."""
         for is_training in (True, False):
             try:
-                jax.eval_shape(self._transformed.apply, self._params, self._function_state, None,
-                               example, is_training)
+                jax.eval_shape(lambda p, st, S: self._transformed.apply(p, st, None, S, is_training),
+                               self._params, self._function_state, example)
             except ValueError:
                 return True
         return False
