@@ -140,7 +140,7 @@ def test_recipe_loop_with_sync_and_donation():
     tracer = a2c_jax.reward_tracing.NStep(n=5, gamma=0.9)
     buffer = a2c_jax.experience_replay.SimpleReplayBuffer(capacity=32, random_seed=0)
     n_updates = 0
-    for ep in range(3):
+    for ep in range(12):  # enough episodes to fill the 32-transition buffer a few times
         s, info = env.reset(seed=ep)
         for _ in range(env.spec.max_episode_steps):
             a, logp = pi(s, return_logp=True)

@@ -14,7 +14,15 @@ import numpy as np
 from ..utils._trees import check_same_tree, copy_tree
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
-_RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def raw_key(seed: int, stream: int) -> jax.Array:
+    """A PRNG key (raw ``uint32[2]``, as ``jax.random.PRNGKey`` makes) for stream ``stream`` of a seed.
+
+    Drawn with numpy's ``SeedSequence``: no eager JAX op, so nothing to compile at construction.
+    """
+    return jax.device_put(np.random.SeedSequence([seed, stream]).generate_state(2, np.uint32))
 
 
 def _seed(random_seed: int | None) -> int:
@@ -51,11 +59,11 @@ class BaseFunc:
                                          or default_preprocessor(self.observation_space))
         self.random_seed = _seed(random_seed)
         self._transformed = hk.transform_with_state(func)
-        init_key, self._key = jax.random.split(jax.random.PRNGKey(self.random_seed))
+        init_key, self._key = raw_key(self.random_seed, 0), raw_key(self.random_seed, 1)
         example = self.observation_preprocessor(example_batch(self.observation_space, 1))
         # init runs once: one jitted call compiled without backend optimisation is the fastest
         # way there (eager init compiles every random op separately)
-        init = jax.jit(self._transformed.init, static_argnums=2, compiler_options=_RUN_ONCE)
+        init = jax.jit(self._transformed.init, static_argnums=2, compiler_options=RUN_ONCE)
         self._params, self._function_state = init(init_key, example, True)
         # shape-only evaluation with a batch of two catches outputs that drop or mix the batch axis
         out_shape, _ = jax.eval_shape(

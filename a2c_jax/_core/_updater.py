@@ -12,7 +12,21 @@ import optax
 from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics, pack_metrics
 from ..utils._trees import check_same_tree
-from ._base import BaseFunc
+from ._base import RUN_ONCE, BaseFunc, raw_key
+
+
+def global_norm(tree) -> jax.Array:
+    """The L2 norm over every leaf of ``tree``, as one concatenation and one dot product.
+
+    On XLA:CPU a reduction per leaf (``optax.tree.norm``) costs several times more for small
+    networks; this form is also the finite check of the step (a non-finite leaf makes it
+    non-finite).
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    flat = jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves])
+    return jnp.sqrt(jnp.dot(flat, flat))
 
 
 def _select(pred, on_true, on_false):
@@ -42,8 +56,9 @@ class BaseUpdater(abc.ABC):
             raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
         self._f = f
         self._optimizer = optimizer
-        self._optimizer_state = optimizer.init(f.params)
-        self._key = jax.random.fold_in(jax.random.PRNGKey(f.random_seed), 0x5eed)
+        # one jitted call (eager optax init compiles every op it runs) without backend optimisation
+        self._optimizer_state = jax.jit(optimizer.init, compiler_options=RUN_ONCE)(f.params)
+        self._key = raw_key(f.random_seed, 2)
         self._metric_keys: dict[str, tuple[str, ...]] = {}
         self._step_jit = jax.jit(self._step_packed, donate_argnums=(0, 1))
         self._grads_jit = jax.jit(self._grads_packed)
@@ -69,13 +84,19 @@ class BaseUpdater(abc.ABC):
         name = type(self).__name__
         metrics = {f"{name}/{k}": v for k, v in metrics.items()}
         metrics[f"{name}/loss"] = loss
-        metrics[f"{name}/grads_norm"] = optax.tree.norm(grads)
+        metrics[f"{name}/grads_norm"] = global_norm(grads)
         return grads, new_state, metrics, aux
 
     def _apply(self, params, opt_state, grads, ok):
-        updates, new_opt_state = self._optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        return _select(ok, new_params, params), _select(ok, new_opt_state, opt_state)
+        def apply(params, opt_state, grads):
+            updates, new_opt_state = self._optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), new_opt_state
+
+        def skip(params, opt_state, grads):
+            return params, opt_state
+
+        # a branch, not a per-leaf select: the skipped step costs nothing, the taken one no extra
+        return jax.lax.cond(ok, apply, skip, params, opt_state, grads)
 
     def step_with_state(self, params, opt_state, function_state, hparams, rng, transition_batch,
                         *args):
@@ -159,7 +180,7 @@ class BaseUpdater(abc.ABC):
                                transition_batch, *args)
 
     def _apply_checked(self, params, opt_state, grads):
-        return self._apply(params, opt_state, grads, jnp.isfinite(optax.tree.norm(grads)))
+        return self._apply(params, opt_state, grads, jnp.isfinite(global_norm(grads)))
 
     def apply_grads(self, grads, function_state=None) -> None:
         """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
