@@ -41,9 +41,10 @@ class BaseUpdater(abc.ABC):
     the parameters and optimizer state donated. Hyperparameters (:attr:`hyperparams`) are passed
     to the compiled step as traced values, so changing them never recompiles.
 
-    Non-finite updates. When the loss or any gradient is not finite, the step is *skipped*: the
-    parameters, optimizer state and function state stay as they were, and the metric ``skipped``
-    is 1. The check happens on the device; nothing waits for the host.
+    Non-finite updates. When the loss or any gradient is not finite (or the gradients' global norm
+    overflows float32), the step is *skipped*: the parameters, optimizer state and function state
+    stay as they were, and the metric ``skipped`` is 1. The check happens on the device; nothing
+    waits for the host.
     """
 
     def __init__(self, f: BaseFunc, optimizer: optax.GradientTransformation | None = None):
