@@ -53,8 +53,8 @@ class V(BaseFunc):
 
     def __call__(self, s: Any) -> float:
         """The value of one observation, as a Python float."""
-        return float(self._value_jit(self._params, self._function_state, self._key,
-                                     self._batch_one(s))[0])
+        out = self._value_jit(self._params, self._function_state, self._key, self._batch_one(s))
+        return float(np.asarray(out)[0])  # index on the host: out[0] would dispatch a device op
 
     def batch(self, S: Any) -> np.ndarray:
         """The values of a batch of observations ``[B, ...]`` (e.g. from a vector env): ``[B]``."""
