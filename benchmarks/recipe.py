@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 import a2c_jax  # noqa: E402
 
 
-def build(env: gymnasium.Env, seed: int, objective: str):
+def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "mse"):
     """The recipe's function approximators and updaters."""
     n_actions = env.action_space.n
 
@@ -55,15 +55,21 @@ def build(env: gymnasium.Env, seed: int, objective: str):
     objectives = {"vanilla": a2c_jax.policy_objectives.VanillaPG,
                   "ppo": a2c_jax.policy_objectives.PPOClip}
     policy_updater = objectives[objective](pi, optimizer=optax.adam(0.001))
-    simple_td = a2c_jax.td_learning.SimpleTD(v, optimizer=optax.adam(0.002))
+    loss = {"mse": a2c_jax.value_losses.mse, "huber": a2c_jax.value_losses.huber}[value_loss]
+    simple_td = a2c_jax.td_learning.SimpleTD(v, optimizer=optax.adam(0.002), loss_function=loss)
     return v, pi, policy_updater, simple_td
 
 
-def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = True) -> dict:
-    """Trains one seed for ``max_steps`` env steps; returns the summary and the episode returns."""
+def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = True,
+        value_loss: str = "mse", truncation_aware: bool = False) -> dict:
+    """Trains one seed for ``max_steps`` env steps; returns the summary and the episode returns.
+
+    ``truncation_aware`` swaps the seed's ``add(s, a, r, done or truncated, logp)`` for the form
+    that bootstraps a time-limit cut from ``s_next``.
+    """
     env = a2c_jax.wrappers.TrainMonitor(gymnasium.make("CartPole-v1"))
     env.action_space.seed(seed)
-    v, pi, policy_updater, simple_td = build(env, seed, objective)
+    v, pi, policy_updater, simple_td = build(env, seed, objective, value_loss)
     tracer = a2c_jax.reward_tracing.NStep(n=5, gamma=0.9)
     buffer = a2c_jax.experience_replay.SimpleReplayBuffer(capacity=256, random_seed=seed)
 
@@ -75,7 +81,10 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
     while max_steps > env.T:
         a, logp = pi(s, return_logp=True)
         s_next, r, terminated, truncated, _ = env.step(a)
-        tracer.add(s, a, r, terminated or truncated, logp)
+        if truncation_aware:
+            tracer.add(s, a, r, terminated, logp, truncated=truncated, s_next=s_next)
+        else:
+            tracer.add(s, a, r, terminated or truncated, logp)
         while tracer:
             buffer.add(tracer.pop())
         if len(buffer) == buffer.capacity:
@@ -105,7 +114,8 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
         return hits[0] if hits else None
 
     return {
-        "seed": seed, "objective": objective, "env_steps": env.T, "episodes": len(returns),
+        "seed": seed, "objective": objective, "value_loss": value_loss,
+        "truncation_aware": truncation_aware, "env_steps": env.T, "episodes": len(returns),
         "wall_s": round(wall, 2), "steps_per_s": round(env.T / wall, 1),
         "best_avg20": max(avg20[19:], default=None), "final_avg20": avg20[-1] if avg20 else None,
         "step_avg20_195": first(195), "step_avg20_475": first(475),
@@ -127,7 +137,7 @@ def evaluate(pi, seed: int, episodes: int = 5) -> float:
     return total / episodes
 
 
-def plot(results: list[dict], path: Path) -> None:
+def plot(results: list[dict], path: Path, tag: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +151,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax.axhline(475, color="grey", ls="--", lw=0.8)
     ax.axhline(195, color="grey", ls=":", lw=0.8)
     ax.set(xlabel="env steps", ylabel="return (mean of last 20 episodes)",
-           title=f"coax A2C recipe with a2c_jax, CartPole-v1 ({results[0]['objective']})")
+           title=f"coax A2C recipe with a2c_jax, CartPole-v1 ({tag})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -153,6 +163,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--max-steps", type=int, default=50_000)
     parser.add_argument("--objective", choices=["vanilla", "ppo"], default="vanilla")
+    parser.add_argument("--value-loss", choices=["mse", "huber"], default="mse",
+                        help="SimpleTD's loss (mse is a2c_jax's default, huber coax's)")
+    parser.add_argument("--truncation-aware", action="store_true",
+                        help="bootstrap time-limit truncations instead of the seed's done-or-truncated")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -161,17 +175,20 @@ def main(argv=None) -> int:
 
     results = []
     for seed in args.seeds:
-        res = run(seed, args.max_steps, args.objective, progress=not args.no_progress)
+        res = run(seed, args.max_steps, args.objective, progress=not args.no_progress,
+                  value_loss=args.value_loss, truncation_aware=args.truncation_aware)
         results.append(res)
         print(f"seed {seed}: {res['env_steps']} steps in {res['wall_s']} s "
               f"({res['steps_per_s']:.0f} steps/s), best avg20 {res['best_avg20']}, "
               f"avg20>=195 at {res['step_avg20_195']}, avg20>=475 at {res['step_avg20_475']}, "
               f"greedy eval {res['eval_greedy_return']:.1f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / f"recipe_{args.objective}.png"
-    plot(results, png)
+    tag = args.objective + ("" if args.value_loss == "mse" else f"_{args.value_loss}") + (
+        "_trunc" if args.truncation_aware else "")
+    png = args.out / f"recipe_{tag}.png"
+    plot(results, png, tag)
     summary = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-    (args.out / f"recipe_{args.objective}.json").write_text(json.dumps(summary, indent=2))
+    (args.out / f"recipe_{tag}.json").write_text(json.dumps(summary, indent=2))
     print(f"learning curve: {png}")
     print("RESULT " + json.dumps(summary))
     return 0
