@@ -46,8 +46,8 @@ class BaseFunc:
     ``func(S, is_training)`` is transformed with ``hk.transform_with_state``, initialised on a
     deterministic example batch, and its output checked by :meth:`_check_output`. Functions that
     draw no random numbers (:attr:`uses_rng` is False) are applied with ``rng=None``, so the
-    compiled steps carry no key splits for them. The pure batched
-    apply is :meth:`function`; the object's methods call a few cached jitted functions built on it.
+    compiled steps carry no key splits for them. The pure batched apply is :meth:`function`; the
+    object's methods call a few cached jitted functions built on it.
     """
 
     def __init__(self, func: Callable, env: Any, observation_preprocessor: Preprocessor | None,
