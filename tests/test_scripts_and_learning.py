@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +65,11 @@ def test_recipe_learns_cartpole():
     """
     res = _load_recipe().run(seed=0, max_steps=50_000, progress=False)
     assert res["best_avg20"] >= 195, res
+
+
+def test_pendulum_ppo_script_runs(tmp_path):
+    """benchmarks/pendulum_ppo.py (PPOClip, Box actions) runs a short budget and plots."""
+    res = _result(_run("benchmarks/pendulum_ppo.py", "--max-steps", "1200", "--rollout", "400",
+                       "--epochs", "2", "--eval-every", "600", "--out", tmp_path))
+    assert res[0]["env_steps"] == 1200 and np.isfinite(res[0]["final_eval"])
+    assert (tmp_path / "pendulum_ppo.png").stat().st_size > 0
