@@ -1,6 +1,7 @@
-"""Reward tracing: n-step and Monte Carlo returns, and the :class:`TransitionBatch` they produce."""
+"""Reward tracing: n-step and Monte Carlo returns, GAE, and the :class:`TransitionBatch`."""
 
+from ._gae import compute_gae
 from ._nstep import MonteCarlo, NStep, TracerNotReadyError
 from ._transition import TransitionBatch
 
-__all__ = ["MonteCarlo", "NStep", "TracerNotReadyError", "TransitionBatch"]
+__all__ = ["MonteCarlo", "NStep", "TracerNotReadyError", "TransitionBatch", "compute_gae"]

@@ -1,0 +1,73 @@
+"""Generalized advantage estimation as a reverse ``lax.scan``."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
+                dones: chex.Array, gamma: float = 0.99, lam: float = 0.95, *,
+                truncated: chex.Array | None = None,
+                final_values: chex.Array | None = None) -> tuple[chex.Array, chex.Array]:
+    """Generalized advantage estimation (Schulman et al. 2015, arXiv:1506.02438).
+
+    For ``t`` from ``T-1`` down to 0, with ``v_{T} = next_value``::
+
+        delta_t = r_t + γ v_{t+1} (1 - d_t) - v_t
+        A_t     = delta_t + γ λ (1 - d_t) A_{t+1}
+        returns = A + values
+
+    ``lam=0`` gives the one-step TD error, ``lam=1`` the Monte Carlo return minus ``values``.
+    With ``dones`` alone (the tutorial's form) every episode end is a termination.
+
+    Truncation-aware form: ``dones`` marks *terminations*; ``truncated[t]`` marks a time-limit
+    cut after step ``t`` and ``final_values[t]`` is ``v`` of that step's final observation. A
+    truncated step bootstraps from it, ``delta_t = r_t + γ final_values_t - v_t``, and, like a
+    termination, stops the recursion (the next step belongs to a new episode).
+
+    Args:
+        rewards: ``r_t``, shape ``[T]`` or ``[T, B]`` (``B`` parallel envs).
+        values: ``v(s_t)``, same shape.
+        next_value: ``v(s_T)``, the value after the last step: ``[]`` or ``[B]``.
+        dones: episode ended (or terminated, with ``truncated``) after step ``t``: same shape as
+            ``rewards``; bool or float.
+        gamma: discount factor.
+        lam: the GAE λ.
+        truncated: optional, same shape as ``rewards``.
+        final_values: ``v`` of the final observation where ``truncated``; required with it.
+
+    Returns:
+        ``(advantages, returns)``, each the shape of ``rewards``.
+    """
+    rewards, values = jnp.asarray(rewards), jnp.asarray(values)
+    dtype = jnp.result_type(rewards.dtype, values.dtype, jnp.float32)
+    rewards, values = rewards.astype(dtype), values.astype(dtype)
+    next_value = jnp.asarray(next_value, dtype)
+    done = jnp.asarray(dones).astype(dtype)
+    chex.assert_equal_shape([rewards, values, done])
+    chex.assert_rank(rewards, {1, 2})
+    chex.assert_shape(next_value, rewards.shape[1:])
+    values_tp1 = jnp.concatenate([values[1:], next_value[None]], axis=0)
+    bootstrap = values_tp1 * (1.0 - done)
+    cut = done
+    if truncated is not None:
+        if final_values is None:
+            raise ValueError("compute_gae: truncated needs final_values, the value of each "
+                             "truncated step's final observation")
+        trunc = jnp.asarray(truncated).astype(dtype) * (1.0 - done)
+        final_values = jnp.asarray(final_values, dtype)
+        chex.assert_equal_shape([rewards, trunc, final_values])
+        bootstrap = jnp.where(trunc > 0, final_values, bootstrap)
+        cut = jnp.maximum(done, trunc)
+    deltas = rewards + gamma * bootstrap - values
+    decay = gamma * lam * (1.0 - cut)
+
+    def step(gae_tp1, xs):
+        delta_t, decay_t = xs
+        gae_t = delta_t + decay_t * gae_tp1
+        return gae_t, gae_t
+
+    _, advantages = jax.lax.scan(step, jnp.zeros_like(next_value), (deltas, decay), reverse=True)
+    return advantages, advantages + values
