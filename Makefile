@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: test train lint bench clean
+.PHONY: test train recipe lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 train: $(STAMP)
+	$(BIN)/a2c-jax train --env CartPole-v1 --out runs/CartPole-v1
+
+recipe: $(STAMP)
 	$(BIN)/python benchmarks/recipe.py --seeds 0 --max-steps 50000 --out runs/recipe
 
 lint: $(STAMP)

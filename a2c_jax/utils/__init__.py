@@ -1,8 +1,18 @@
-"""Utilities: parameter syncing, lazy metrics, logging."""
+"""Utilities: parameter syncing, lazy metrics, checkpoints, logging."""
 
+from ._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ._logging import enable_logging
 from ._metrics import Metrics
 from ._sync import sync_shared_params
 from ._trees import check_same_tree, copy_tree
 
-__all__ = ["Metrics", "check_same_tree", "copy_tree", "enable_logging", "sync_shared_params"]
+__all__ = [
+    "CheckpointError",
+    "Metrics",
+    "check_same_tree",
+    "copy_tree",
+    "enable_logging",
+    "load_checkpoint",
+    "save_checkpoint",
+    "sync_shared_params",
+]

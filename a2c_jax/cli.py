@@ -1,0 +1,156 @@
+"""The command line: ``a2c-jax train`` and ``a2c-jax eval`` (also ``python -m a2c_jax``)."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+CHECKPOINT = "checkpoint.pkl"
+
+
+class UsageError(Exception):
+    """A problem with the command's input: reported in one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="a2c-jax", description="Train and evaluate A2C / PPO agents.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an agent on a gymnasium env")
+    t.add_argument("--env", required=True, help="a gymnasium env id, e.g. CartPole-v1")
+    t.add_argument("--algo", choices=["a2c", "ppo"], default=None,
+                   help="default: the env's preset (a2c, or ppo for Pendulum-v1)")
+    t.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: preset)")
+    t.add_argument("--engine", choices=["loop", "jit"], default="loop")
+    t.add_argument("--async-envs", action="store_true", help="gymnasium AsyncVectorEnv")
+    t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
+    t.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps (0: only at the end)")
+    t.add_argument("--no-progress", action="store_true")
+    e = sub.add_parser("eval", help="replay a saved policy greedily")
+    e.add_argument("dir", type=Path)
+    e.add_argument("--episodes", type=int, default=10)
+    return p
+
+
+def _check_env(env_id: str) -> None:
+    import gymnasium
+
+    if env_id not in gymnasium.registry:
+        close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"unknown env {env_id!r}{hint}")
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"cannot write to --out {str(out)!r}: {err.strerror or err}")
+
+
+def train(args) -> int:
+    if args.engine == "jit":
+        raise UsageError("--engine jit is not available yet; use --engine loop")
+    _check_env(args.env)
+    if args.steps is not None and args.steps < 0:
+        raise UsageError(f"--steps must be >= 0, got {args.steps}")
+    if args.num_envs is not None and args.num_envs < 1:
+        raise UsageError(f"--num-envs must be >= 1, got {args.num_envs}")
+
+    import gymnasium
+
+    from .training import Trainer, plot_learning_curve, preset
+    from .training._trainer import write_json
+    from .utils import CheckpointError
+
+    space = gymnasium.make(args.env).action_space
+    algo = args.algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
+    config = preset(args.env, algo)
+    if args.num_envs is not None:
+        config = config.replace(num_envs=args.num_envs)
+    steps = config.total_steps if args.steps is None else args.steps
+    out = args.out or Path("runs") / f"{args.env}-{algo}-{args.seed}"
+    _check_out(out)
+    ckpt = out / CHECKPOINT
+    if args.resume:
+        try:
+            trainer = Trainer.load(ckpt, asynchronous=args.async_envs)
+        except CheckpointError as err:
+            raise UsageError(str(err))
+        if trainer.env_id != args.env:
+            raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
+    else:
+        trainer = Trainer(args.env, config, args.seed, asynchronous=args.async_envs)
+
+    from tensorboardX import SummaryWriter
+
+    tb = SummaryWriter(str(out / "tensorboard"))
+    seen = [len(trainer.returns)]
+    next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
+
+    def on_rollout(tr, m_v, m_pi):
+        for ret, end in zip(tr.returns[seen[0]:], tr.ends[seen[0]:]):
+            tb.add_scalar("episode/return", ret, end)
+        seen[0] = len(tr.returns)
+        if tr.updates % 100 == 0:  # metrics are fetched from the device once per 100 updates
+            for k, val in {**m_v, **m_pi}.items():
+                tb.add_scalar(k, val, tr.env_steps)
+        if next_ckpt[0] is not None and tr.env_steps >= next_ckpt[0]:
+            tr.save(ckpt)
+            next_ckpt[0] = tr.env_steps + args.checkpoint_every
+
+    try:
+        trainer.run(steps, progress=not args.no_progress, on_rollout=on_rollout)
+    except KeyboardInterrupt:
+        trainer.save(ckpt)
+        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+        return 130
+    finally:
+        tb.close()
+    trainer.save(ckpt)
+    summary = trainer.summary(args.engine)
+    summary["eval_mean_return"] = trainer.evaluate()
+    plot_learning_curve(trainer, out / "learning_curve.png")
+    write_json(out / "summary.json", summary)
+    trainer.close()
+    print(f"{args.env} {algo} seed {args.seed}: {summary['env_steps']} steps in "
+          f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s), solved at "
+          f"{summary['solved_at_step']}, mean of last 100 episodes {summary['final_mean_return']}, "
+          f"greedy eval {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
+    return 0
+
+
+def evaluate(args) -> int:
+    from .training import Trainer
+    from .utils import CheckpointError
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    try:
+        trainer = Trainer.load(args.dir / CHECKPOINT)
+    except CheckpointError as err:
+        raise UsageError(str(err))
+    mean = trainer.evaluate(args.episodes)
+    print(f"{trainer.env_id}: mean greedy return over {args.episodes} episodes: {mean:.2f}")
+    trainer.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": train, "eval": evaluate}[args.command](args)
+    except UsageError as err:
+        print(f"a2c-jax: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

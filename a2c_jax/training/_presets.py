@@ -1,0 +1,71 @@
+"""Training presets: rl-baselines3-zoo's A2C settings, and PPO for Pendulum."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs besides the env id, the seed and the step budget.
+
+    Defaults are Stable-Baselines3's A2C defaults: 8 envs, 5-step rollouts, gamma 0.99, GAE λ 1
+    (plain n-step returns), RMSprop(7e-4, decay 0.99, eps 1e-5), value coefficient 0.5 (as a
+    value learning rate of half the policy's), gradient clipping at 0.5, two 64x64 tanh networks.
+    """
+
+    algo: str = "a2c"                  # "a2c" (VanillaPG) or "ppo" (PPOClip)
+    num_envs: int = 8
+    n_steps: int = 5                   # rollout length per env
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    learning_rate: float = 7e-4
+    optimizer: str = "rmsprop"         # "rmsprop" or "adam"
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5               # value-loss weight: scales the critic's learning rate
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = False
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    total_steps: int = 500_000
+    # PPO only
+    n_epochs: int = 1
+    batch_size: int = 0                # 0: the whole rollout in one batch
+    clip_epsilon: float = 0.2
+    reward_scale: float = 1.0
+    eval_episodes: int = 10
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[tuple[str, str], TrainConfig] = {
+    # rl-baselines3-zoo hyperparams/a2c.yml
+    ("CartPole-v1", "a2c"): TrainConfig(num_envs=8, ent_coef=0.0, total_steps=500_000),
+    ("Acrobot-v1", "a2c"): TrainConfig(num_envs=16, ent_coef=0.0, total_steps=500_000),
+    ("LunarLander-v3", "a2c"): TrainConfig(num_envs=8, gamma=0.995, n_steps=5,
+                                           learning_rate=8.3e-4, ent_coef=1e-5,
+                                           total_steps=200_000),
+    # PPO, rl-baselines3-zoo's Pendulum settings without gSDE; rewards scaled by 0.1
+    ("Pendulum-v1", "ppo"): TrainConfig(algo="ppo", num_envs=4, n_steps=1024, gamma=0.9,
+                                        gae_lambda=0.95, learning_rate=1e-3, optimizer="adam",
+                                        n_epochs=10, batch_size=64, normalize_advantage=True,
+                                        clip_epsilon=0.2, reward_scale=0.1, vf_coef=1.0,
+                                        total_steps=300_000),
+    ("CartPole-v1", "ppo"): TrainConfig(algo="ppo", num_envs=8, n_steps=32, gamma=0.98,
+                                        gae_lambda=0.8, learning_rate=1e-3, optimizer="adam",
+                                        n_epochs=20, batch_size=256, normalize_advantage=True,
+                                        clip_epsilon=0.2, vf_coef=1.0, total_steps=100_000),
+}
+
+
+def preset(env_id: str, algo: str) -> TrainConfig:
+    """The preset for ``(env_id, algo)``, or SB3's defaults for the algorithm."""
+    if (env_id, algo) in PRESETS:
+        return PRESETS[(env_id, algo)]
+    if algo == "ppo":
+        return TrainConfig(algo="ppo", n_steps=256, gae_lambda=0.95, optimizer="adam",
+                           learning_rate=3e-4, n_epochs=10, batch_size=64,
+                           normalize_advantage=True, vf_coef=1.0)
+    return TrainConfig()

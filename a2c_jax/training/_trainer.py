@@ -1,0 +1,341 @@
+"""Synchronous A2C / PPO over gymnasium vector envs, composed from the library's pure pieces.
+
+The rollout is ``n_steps`` vector steps of ``num_envs`` envs (one jitted policy call per vector
+step); the values of every observation of the rollout, of the next observation and of the final
+observations of truncated episodes come from one jitted value call; advantages are
+:func:`~a2c_jax.reward_tracing.compute_gae` (truncation-aware); the updates are the fused steps of
+:class:`~a2c_jax.td_learning.SimpleTD` (regressing onto the GAE returns) and
+:class:`~a2c_jax.policy_objectives.VanillaPG` or :class:`~a2c_jax.policy_objectives.PPOClip`
+(with an entropy bonus). No second copy of the maths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._core import Policy, V
+from ..policy_objectives import PPOClip, VanillaPG
+from ..regularizers import EntropyRegularizer
+from ..reward_tracing import TransitionBatch, compute_gae
+from ..td_learning import SimpleTD
+from ..utils._checkpoint import load_checkpoint, save_checkpoint
+from ..value_losses import mse
+from ._presets import TrainConfig
+
+_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+_gae = jax.jit(compute_gae, static_argnames=("gamma", "lam"))
+
+
+def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
+    """``num_envs`` copies of ``env_id`` with gymnasium's same-step autoreset.
+
+    Same-step autoreset returns the first observation of the next episode at once and puts the
+    final observation in ``info["final_obs"]``, which the trainer bootstraps truncations from.
+    """
+    fns = [functools.partial(gymnasium.make, env_id) for _ in range(num_envs)]
+    cls = gymnasium.vector.AsyncVectorEnv if asynchronous else gymnasium.vector.SyncVectorEnv
+    return cls(fns, autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP)
+
+
+def _mlp(sizes, activation, name):
+    layers = []
+    for i, n in enumerate(sizes):
+        layers += [hk.Linear(n, name=f"{name}_{i}"), _ACTIVATIONS[activation]]
+    return hk.Sequential(layers)
+
+
+def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple[Policy, V]:
+    """Separate actor and critic MLPs (SB3's default layout) as a Policy and a V."""
+    hidden, act = config.hidden, config.activation
+    space = env.action_space
+
+    def func_v(S, is_training):
+        X = _mlp(hidden, act, "v")(S.reshape(S.shape[0], -1))
+        return hk.Linear(1, name="v_out")(X)[:, 0]
+
+    def func_pi(S, is_training):
+        X = _mlp(hidden, act, "pi")(S.reshape(S.shape[0], -1))
+        small = hk.initializers.VarianceScaling(0.01)
+        if isinstance(space, gymnasium.spaces.Discrete):
+            return {"logits": hk.Linear(int(space.n), w_init=small, name="pi_out")(X)}
+        size = int(np.prod(space.shape))
+        mu = hk.Linear(size, w_init=small, name="pi_out")(X).reshape(-1, *space.shape)
+        logvar = hk.get_parameter("logvar", space.shape, init=jnp.zeros)
+        return {"mu": mu, "logvar": jnp.broadcast_to(logvar, mu.shape)}
+
+    return Policy(func_pi, env, random_seed=seed), V(func_v, env, random_seed=seed)
+
+
+def _optimizer(config: TrainConfig, lr: float) -> optax.GradientTransformation:
+    if config.optimizer == "rmsprop":
+        opt = optax.rmsprop(lr, decay=0.99, eps=1e-5)
+    elif config.optimizer == "adam":
+        opt = optax.adam(lr)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}")
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+
+
+class Trainer:
+    """One training run: envs, approximators, updaters, counters; resumable from a checkpoint."""
+
+    def __init__(self, env_id: str, config: TrainConfig, seed: int = 0,
+                 asynchronous: bool = False):
+        self.env_id, self.config, self.seed = env_id, config, seed
+        self.asynchronous = asynchronous
+        probe = gymnasium.make(env_id)
+        self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
+        self.pi, self.v = build_functions(probe, config, seed)
+        self.discrete = isinstance(probe.action_space, gymnasium.spaces.Discrete)
+        value_loss = functools.partial(_weighted_mse, config.vf_coef)
+        self.td = SimpleTD(self.v, optimizer=_optimizer(config, config.learning_rate),
+                           loss_function=value_loss)
+        reg = EntropyRegularizer(self.pi, beta=config.ent_coef) if config.ent_coef > 0 else None
+        opt = _optimizer(config, config.learning_rate)
+        if config.algo == "ppo":
+            self.pg = PPOClip(self.pi, optimizer=opt, regularizer=reg, epsilon=config.clip_epsilon)
+        elif config.algo == "a2c":
+            self.pg = VanillaPG(self.pi, optimizer=opt, regularizer=reg)
+        else:
+            raise ValueError(f"unknown algo {config.algo!r}: use 'a2c' or 'ppo'")
+        self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
+        self.obs, _ = self.envs.reset(seed=seed)
+        self._np_rng = np.random.default_rng(seed)
+        K = config.num_envs
+        self.ep_return, self.ep_length = np.zeros(K), np.zeros(K, np.int64)
+        self.returns: list[float] = []   # every finished episode, in order
+        self.ends: list[int] = []        # the env step at which each one finished
+        self.recent: deque = deque(maxlen=100)
+        self.env_steps = self.updates = 0
+        self.solved_at_step: int | None = None
+        self.train_seconds = 0.0
+        self.last_metrics: dict[str, float] = {}
+
+    # ---- one rollout and its updates ----------------------------------------------------------
+
+    def _rollout(self):
+        c, K, T = self.config, self.config.num_envs, self.config.n_steps
+        obs_shape = self.obs.shape[1:]
+        S = np.zeros((T, K, *obs_shape), self.obs.dtype)
+        finals = np.zeros_like(S)
+        A, logP = [], np.zeros((T, K), np.float32)
+        R, term, trunc = (np.zeros((T, K), np.float32) for _ in range(3))
+        for t in range(T):
+            S[t] = self.obs
+            a, logp = self.pi.batch(self.obs, return_logp=True)
+            obs, r, te, tr, info = self.envs.step(a)
+            A.append(a)
+            logP[t], R[t], term[t], trunc[t] = logp, r, te, tr & ~te
+            if "_final_obs" in info:
+                for k in np.flatnonzero(info["_final_obs"]):
+                    finals[t, k] = info["final_obs"][k]
+            self._count(r, te | tr)
+            self.obs = obs
+        return S, np.stack(A), logP, R, term, trunc, finals
+
+    def _count(self, rewards, ended):
+        self.ep_return += rewards
+        self.ep_length += 1
+        self.env_steps += len(rewards)
+        for k in np.flatnonzero(ended):
+            self.returns.append(float(self.ep_return[k]))
+            self.ends.append(self.env_steps)
+            self.recent.append(float(self.ep_return[k]))
+            self.ep_return[k], self.ep_length[k] = 0.0, 0
+            if (self.solved_at_step is None and self.reward_threshold is not None
+                    and len(self.recent) == 100 and np.mean(self.recent) >= self.reward_threshold):
+                self.solved_at_step = self.env_steps
+
+    def _update(self, S, A, logP, R, term, trunc, finals):
+        c = self.config
+        T, K = R.shape
+        flat = S.reshape(T * K, *S.shape[2:])
+        values = self.v.batch(np.concatenate([flat, self.obs, finals.reshape(flat.shape)]))
+        values = np.asarray(values)
+        V, next_value, final_values = values[:T * K], values[T * K:T * K + K], values[T * K + K:]
+        adv, ret = _gae(R * c.reward_scale, V.reshape(T, K), next_value, term, gamma=c.gamma,
+                        lam=c.gae_lambda, truncated=trunc, final_values=final_values.reshape(T, K))
+        adv, ret = np.asarray(adv).reshape(-1), np.asarray(ret).reshape(-1)
+        n = T * K
+        A_flat = A.reshape(n, *A.shape[2:])
+        batch = TransitionBatch(S=flat, A=A_flat, logP=logP.reshape(-1), Rn=ret.astype(np.float32),
+                                In=np.zeros(n, np.float32), S_next=flat, A_next=A_flat,
+                                logP_next=logP.reshape(-1), W=np.ones(n, np.float32),
+                                idx=np.arange(n, dtype=np.int32))
+        size = c.batch_size or n
+        for _ in range(max(1, c.n_epochs)):
+            order = self._np_rng.permutation(n) if size < n else np.arange(n)
+            for start in range(0, n - size + 1, size):
+                idx = order[start:start + size]
+                mb = jax.tree.map(lambda x, idx=idx: x[idx], batch)
+                a = adv[idx]
+                if c.normalize_advantage:
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                m_v = self.td.update(mb)
+                m_pi = self.pg.update(mb, a.astype(np.float32))
+        self.updates += 1
+        return m_v, m_pi
+
+    # ---- the run ------------------------------------------------------------------------------
+
+    def run(self, total_steps: int, progress: bool = True, on_rollout=None) -> None:
+        """Trains until ``env_steps >= total_steps`` (whole rollouts)."""
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=min(self.env_steps, total_steps), unit="step",
+                   disable=not progress, desc=f"{self.env_id} {self.config.algo}", mininterval=0.5)
+        t0 = time.perf_counter()
+        try:
+            while self.env_steps < total_steps:
+                before = self.env_steps
+                rollout = self._rollout()
+                m_v, m_pi = self._update(*rollout)
+                bar.update(self.env_steps - before)
+                if self.recent:
+                    bar.set_postfix(mean100=f"{np.mean(self.recent):.1f}", refresh=False)
+                if on_rollout is not None:
+                    on_rollout(self, m_v, m_pi)
+        finally:
+            self.train_seconds += time.perf_counter() - t0
+            bar.close()
+
+    def evaluate(self, episodes: int | None = None) -> float:
+        """Mean return of the greedy policy (``pi.mode``) over fresh episodes."""
+        env = gymnasium.make(self.env_id)
+        total, n = 0.0, episodes or self.config.eval_episodes
+        for ep in range(n):
+            s, _ = env.reset(seed=1_000_000 + 1000 * self.seed + ep)
+            done = False
+            while not done:
+                s, r, terminated, truncated, _ = env.step(self.pi.mode(s))
+                total += float(r)
+                done = terminated or truncated
+        env.close()
+        return total / n
+
+    def summary(self, engine: str = "loop") -> dict[str, Any]:
+        return {
+            "env": self.env_id, "algo": self.config.algo, "engine": engine, "seed": self.seed,
+            "num_envs": self.config.num_envs, "env_steps": self.env_steps,
+            "wall_s": round(self.train_seconds, 3),
+            "steps_per_s": round(self.env_steps / max(self.train_seconds, 1e-9), 1),
+            "solved_at_step": self.solved_at_step,
+            "final_mean_return": float(np.mean(self.recent)) if self.recent else None,
+            "episodes": len(self.returns), "updates": self.updates,
+            "reward_threshold": self.reward_threshold,
+            "config": dataclasses.asdict(self.config),
+        }
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
+            "pi": {"params": self.pi.params, "state": self.pi.function_state, "key": self.pi._key},
+            "v": {"params": self.v.params, "state": self.v.function_state, "key": self.v._key},
+            "td": {"opt": self.td.optimizer_state, "key": self.td._key},
+            "pg": {"opt": self.pg.optimizer_state, "key": self.pg._key},
+            "envs": None if self.asynchronous else self.envs, "obs": self.obs,
+            "np_rng": self._np_rng.bit_generator.state,
+            "ep_return": self.ep_return, "ep_length": self.ep_length, "returns": self.returns,
+            "ends": self.ends, "recent": list(self.recent), "env_steps": self.env_steps,
+            "updates": self.updates, "solved_at_step": self.solved_at_step,
+            "train_seconds": self.train_seconds,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the run's full state atomically (see :func:`a2c_jax.utils.save_checkpoint`)."""
+        return save_checkpoint(path, self.state_dict())
+
+    @classmethod
+    def load(cls, path: str | Path, asynchronous: bool = False) -> Trainer:
+        """Rebuilds a run from :meth:`save`'s checkpoint, ready to continue.
+
+        With synchronous envs the envs themselves are restored, so a resumed run continues
+        exactly as an uninterrupted one would. Asynchronous envs cannot be saved; they restart
+        from a reset seeded by the step count.
+        """
+        st = load_checkpoint(path)
+        trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
+                      asynchronous=asynchronous)
+        put = jax.device_put
+        trainer.pi.params, trainer.pi.function_state = put(st["pi"]["params"]), put(st["pi"]["state"])
+        trainer.v.params, trainer.v.function_state = put(st["v"]["params"]), put(st["v"]["state"])
+        trainer.pi._key, trainer.v._key = put(st["pi"]["key"]), put(st["v"]["key"])
+        trainer.td.optimizer_state, trainer.td._key = put(st["td"]["opt"]), put(st["td"]["key"])
+        trainer.pg.optimizer_state, trainer.pg._key = put(st["pg"]["opt"]), put(st["pg"]["key"])
+        if st["envs"] is not None and not asynchronous:
+            trainer.envs.close()
+            trainer.envs, trainer.obs = st["envs"], st["obs"]
+        else:
+            trainer.obs, _ = trainer.envs.reset(seed=st["seed"] + st["env_steps"])
+        trainer._np_rng.bit_generator.state = st["np_rng"]
+        trainer.ep_return, trainer.ep_length = st["ep_return"], st["ep_length"]
+        trainer.returns, trainer.ends = list(st["returns"]), list(st["ends"])
+        trainer.recent.extend(st["recent"])
+        trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
+        trainer.solved_at_step, trainer.train_seconds = st["solved_at_step"], st["train_seconds"]
+        return trainer
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _weighted_mse(weight, y_true, y_pred, w=None):
+    return weight * mse(y_true, y_pred, w)
+
+
+def _tuples(config: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def plot_learning_curve(trainer: Trainer, path: Path) -> None:
+    """Mean return of the last 100 episodes against env steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = np.asarray(trainer.returns)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if len(r):
+        mean100 = [r[max(0, i - 99): i + 1].mean() for i in range(len(r))]
+        ax.plot(trainer.ends, mean100, label="mean of the last 100 episodes")
+        ax.plot(trainer.ends, r, ".", ms=2, alpha=0.3, label="episode return")
+    if trainer.reward_threshold is not None:
+        ax.axhline(trainer.reward_threshold, color="grey", ls="--", lw=0.8, label="threshold")
+    ax.set(xlabel="env steps", ylabel="return",
+           title=f"{trainer.env_id}, {trainer.config.algo}, seed {trainer.seed}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

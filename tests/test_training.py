@@ -1,0 +1,105 @@
+"""The vector-env trainer and the `a2c-jax` command: resumption, outputs, and bad input."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from a2c_jax import cli
+from a2c_jax.training import Trainer, preset
+from a2c_jax.utils import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def small(env_id="CartPole-v1", algo="a2c"):
+    return preset(env_id, algo).replace(num_envs=4, hidden=(16,))
+
+
+def assert_same_params(a, b):
+    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+
+
+def test_resumed_run_ends_with_the_same_parameters(tmp_path):
+    """Stop at 200 steps, save, load, continue to 400: bitwise the uninterrupted run's params."""
+    whole = Trainer("CartPole-v1", small(), seed=3)
+    whole.run(400, progress=False)
+    first = Trainer("CartPole-v1", small(), seed=3)
+    first.run(200, progress=False)
+    first.save(tmp_path / "ckpt.pkl")
+    resumed = Trainer.load(tmp_path / "ckpt.pkl")
+    resumed.run(400, progress=False)
+    assert resumed.env_steps == whole.env_steps == 400
+    assert_same_params(resumed.pi.params, whole.pi.params)
+    assert_same_params(resumed.v.params, whole.v.params)
+    assert_same_params(resumed.pg.optimizer_state, whole.pg.optimizer_state)
+    assert resumed.returns == whole.returns
+
+
+def test_ppo_preset_on_box_actions_runs():
+    """PPO with a squashed Gaussian on Pendulum: rollouts, minibatch epochs, finite params."""
+    cfg = small("Pendulum-v1", "ppo").replace(n_steps=64, batch_size=64, n_epochs=2)
+    tr = Trainer("Pendulum-v1", cfg, seed=0)
+    tr.run(512, progress=False)
+    assert tr.env_steps == 512 and tr.updates == 2
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(tr.pi.params))
+    assert np.isfinite(tr.evaluate(episodes=1))
+
+
+def test_checkpoint_is_atomic_and_versioned(tmp_path):
+    """A checkpoint round-trips; garbage and other versions raise CheckpointError; no temp files."""
+    path = tmp_path / "c.pkl"
+    save_checkpoint(path, {"x": np.arange(3), "y": jax.numpy.ones(2)})
+    state = load_checkpoint(path)
+    np.testing.assert_array_equal(state["x"], np.arange(3))
+    assert isinstance(state["y"], np.ndarray)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pkl"]
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pkl")
+
+
+def test_cli_train_writes_its_outputs_and_resumes(tmp_path):
+    """`train` writes summary.json (API.md's fields), a PNG, TensorBoard events and a checkpoint;
+    a run stopped at 200 and resumed to 400 ends like a straight run to 400."""
+    common = ["--env", "CartPole-v1", "--num-envs", "4", "--seed", "1", "--no-progress"]
+    assert cli.main(["train", *common, "--steps", "400", "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    for key in ("env", "algo", "engine", "seed", "env_steps", "wall_s", "steps_per_s",
+                "solved_at_step", "final_mean_return", "eval_mean_return"):
+        assert key in summary
+    assert summary["env_steps"] == 400 and summary["algo"] == "a2c"
+    assert summary["steps_per_s"] == pytest.approx(400 / summary["wall_s"], rel=1e-2)
+    assert (tmp_path / "a" / "learning_curve.png").stat().st_size > 0
+    assert any((tmp_path / "a" / "tensorboard").iterdir())
+    assert cli.main(["train", *common, "--steps", "200", "--out", str(tmp_path / "b")]) == 0
+    assert cli.main(["train", *common, "--steps", "400", "--out", str(tmp_path / "b"),
+                     "--resume"]) == 0
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pkl")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pkl")
+    assert_same_params(a["pi"]["params"], b["pi"]["params"])
+    assert cli.main(["eval", str(tmp_path / "a"), "--episodes", "1"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--env", "CartPol-v1"], "unknown env 'CartPol-v1'; did you mean CartPole-v1"),
+    (["train", "--env", "CartPole-v1", "--steps", "-1"], "--steps must be >= 0"),
+    (["train", "--env", "CartPole-v1", "--out", "/proc/a2c-jax-test"], "cannot write to --out"),
+    (["train", "--env", "CartPole-v1", "--engine", "jit"], "--engine jit is not available"),
+    (["eval", "/nonexistent-dir"], "no checkpoint at"),
+])
+def test_cli_bad_input_is_one_line(argv, message, capsys):
+    """Bad input: exit status 2 and a single 'a2c-jax: error: ...' line, no traceback."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("a2c-jax: error:") and message in err[0]
+
+
+def test_cli_corrupt_checkpoint(tmp_path, capsys):
+    """A corrupt checkpoint on --resume or eval: one line, exit status 2."""
+    (tmp_path / "checkpoint.pkl").write_bytes(b"\x80garbage")
+    assert cli.main(["eval", str(tmp_path)]) == 2
+    assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--resume"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all("not a readable checkpoint" in ln for ln in lines)
