@@ -52,7 +52,7 @@ def _check_out(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UsageError(f"cannot write to --out {str(out)!r}: {err.strerror or err}")
+        raise UsageError(f"cannot write to --out {str(out)!r}: {err.strerror or err}") from None
 
 
 def train(args) -> int:
@@ -83,7 +83,7 @@ def train(args) -> int:
         try:
             trainer = Trainer.load(ckpt, asynchronous=args.async_envs)
         except CheckpointError as err:
-            raise UsageError(str(err))
+            raise UsageError(str(err)) from None
         if trainer.env_id != args.env:
             raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
     else:
@@ -136,7 +136,7 @@ def evaluate(args) -> int:
     try:
         trainer = Trainer.load(args.dir / CHECKPOINT)
     except CheckpointError as err:
-        raise UsageError(str(err))
+        raise UsageError(str(err)) from None
     mean = trainer.evaluate(args.episodes)
     print(f"{trainer.env_id}: mean greedy return over {args.episodes} episodes: {mean:.2f}")
     trainer.close()

@@ -128,7 +128,7 @@ class Trainer:
     # ---- one rollout and its updates ----------------------------------------------------------
 
     def _rollout(self):
-        c, K, T = self.config, self.config.num_envs, self.config.n_steps
+        K, T = self.config.num_envs, self.config.n_steps
         obs_shape = self.obs.shape[1:]
         S = np.zeros((T, K, *obs_shape), self.obs.dtype)
         finals = np.zeros_like(S)

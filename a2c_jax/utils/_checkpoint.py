@@ -58,7 +58,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with open(path, "rb") as f:
             payload = pickle.load(f)
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})")
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("magic") != _MAGIC:
         raise CheckpointError(f"{path} is not an a2c_jax checkpoint")
     if payload.get("format_version") != FORMAT_VERSION:
