@@ -46,7 +46,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads a checkpoint written by :func:`save_checkpoint`.
+    """Reads a checkpoint written by :func:`save_checkpoint` (a pickle: load only files you trust).
 
     Raises:
         CheckpointError: the file is missing, not a checkpoint, corrupt, or of another version.

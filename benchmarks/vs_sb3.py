@@ -1,0 +1,74 @@
+"""a2c_jax's `a2c-jax train` against Stable-Baselines3's A2C, side by side, same settings.
+
+    .venv/bin/python benchmarks/vs_sb3.py --seeds 0 1 2 --steps 300000
+
+Runs `../shared/anchors/sb3_a2c.py` (SB3 2.9.2 on torch 2.13.0 CPU, one thread; build it with
+`bash ../shared/anchors/setup.sh sb3`) and `a2c-jax train` on the same env, seeds and step budget
+(rl-baselines3-zoo's CartPole-v1 settings: 8 envs, 5-step rollouts, RMSprop 7e-4, gamma 0.99, no
+GAE, no entropy bonus), one after the other on this machine, and prints env steps/s (training
+loop wall time, as each reports it), the step at which the mean of the last 100 episodes reached
+the env's threshold, the greedy evaluation return, and the speed ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str]) -> dict:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--sb3-python", default="/tmp/a2c-anchors/sb3/bin/python")
+    p.add_argument("--sb3-script", type=Path, default=ROOT.parent / "shared" / "anchors" / "sb3_a2c.py")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if not Path(args.sb3_python).exists() or not args.sb3_script.exists():
+        sys.exit(f"SB3 anchor missing ({args.sb3_python}, {args.sb3_script}); build it with "
+                 "`bash ../shared/anchors/setup.sh sb3`")
+    rows = []
+    for seed in args.seeds:
+        proc = run([args.sb3_python, str(args.sb3_script), "--env", args.env, "--seed", str(seed),
+                    "--steps", str(args.steps)])
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        rows.append({"lib": "sb3", **json.loads(line[7:])})
+        with tempfile.TemporaryDirectory() as out:
+            run([sys.executable, "-m", "a2c_jax", "train", "--env", args.env, "--algo", "a2c",
+                 "--seed", str(seed), "--steps", str(args.steps), "--out", out, "--no-progress"])
+            rows.append({"lib": "a2c_jax", **json.loads((Path(out) / "summary.json").read_text())})
+        print(f"seed {seed} done", file=sys.stderr, flush=True)
+    print(f"\n{args.env}, {args.steps} env steps per run, same machine, one after the other\n")
+    print(f"{'lib':8s} {'seed':>4s} {'steps/s':>9s} {'wall_s':>7s} {'solved_at':>10s} "
+          f"{'mean100':>8s} {'eval':>7s}")
+    for r in rows:
+        print(f"{r['lib']:8s} {r['seed']:4d} {r['steps_per_s']:9.0f} {r['wall_s']:7.1f} "
+              f"{str(r['solved_at_step']):>10s} {r['final_mean_return'] or float('nan'):8.1f} "
+              f"{r['eval_mean_return']:7.1f}")
+    for seed in args.seeds:
+        sb3, ours = (next(r for r in rows if r["lib"] == lib and r["seed"] == seed)
+                     for lib in ("sb3", "a2c_jax"))
+        print(f"seed {seed}: a2c_jax / sb3 steps/s = {ours['steps_per_s'] / sb3['steps_per_s']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
