@@ -11,6 +11,7 @@ import haiku as hk
 import jax
 import numpy as np
 
+from ..utils._dispatch import prefer_synchronous_cpu_dispatch
 from ..utils._trees import check_same_tree, copy_tree
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
@@ -54,6 +55,7 @@ class BaseFunc:
                  random_seed: int | None):
         if not callable(func):
             raise TypeError(f"func must be a callable Haiku function, got {func!r}")
+        prefer_synchronous_cpu_dispatch()  # before the first computation; see its docstring
         self.observation_space = _observation_space(env)
         self.observation_preprocessor = (observation_preprocessor
                                          or default_preprocessor(self.observation_space))

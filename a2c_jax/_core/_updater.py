@@ -13,6 +13,7 @@ from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics, pack_metrics
 from ..utils._trees import check_same_tree
 from ._base import RUN_ONCE, BaseFunc, raw_key
+from ._flat_optimizer import init_optimizer
 
 
 def global_norm(tree) -> jax.Array:
@@ -41,13 +42,19 @@ class BaseUpdater(abc.ABC):
     the parameters and optimizer state donated. Hyperparameters (:attr:`hyperparams`) are passed
     to the compiled step as traced values, so changing them never recompiles.
 
+    Flat optimizer. An element-wise optimizer (sgd, adam, rmsprop, ...) is run on the single flat
+    vector of all parameters (``optax.flatten``), which XLA:CPU executes about 3x faster than leaf
+    by leaf. Whether the optimizer is element-wise is checked once, numerically, at construction
+    (``optimizer_flattened`` says the outcome); ``flatten_optimizer=False`` turns this off.
+
     Non-finite updates. When the loss or any gradient is not finite (or the gradients' global norm
     overflows float32), the step is *skipped*: the parameters, optimizer state and function state
     stay as they were, and the metric ``skipped`` is 1. The check happens on the device; nothing
     waits for the host.
     """
 
-    def __init__(self, f: BaseFunc, optimizer: optax.GradientTransformation | None = None):
+    def __init__(self, f: BaseFunc, optimizer: optax.GradientTransformation | None = None, *,
+                 flatten_optimizer: bool | None = None):
         if not isinstance(f, BaseFunc):
             raise TypeError(f"{type(self).__name__} expects an a2c_jax function approximator "
                             f"(V or Policy), got {type(f).__name__}")
@@ -56,9 +63,11 @@ class BaseUpdater(abc.ABC):
         if not isinstance(optimizer, optax.GradientTransformation):
             raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
         self._f = f
-        self._optimizer = optimizer
-        # one jitted call (eager optax init compiles every op it runs) without backend optimisation
-        self._optimizer_state = jax.jit(optimizer.init, compiler_options=RUN_ONCE)(f.params)
+        self._user_optimizer = optimizer
+        # one jitted call (eager optax init compiles every op it runs) without backend optimisation;
+        # element-wise optimizers run on the flat parameter vector (see _flat_optimizer)
+        self._optimizer, self._optimizer_state, self.optimizer_flattened = init_optimizer(
+            optimizer, f.params, flatten_optimizer, RUN_ONCE)
         self._key = raw_key(f.random_seed, 2)
         self._metric_keys: dict[str, tuple[str, ...]] = {}
         self._step_jit = jax.jit(self._step_packed, donate_argnums=(0, 1))
@@ -193,12 +202,16 @@ class BaseUpdater(abc.ABC):
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
-        """The optax optimizer (read-only; build a new updater to change it)."""
-        return self._optimizer
+        """The optax optimizer as given (read-only; build a new updater to change it)."""
+        return self._user_optimizer
 
     @property
     def optimizer_state(self):
-        """The optimizer state. Setting checks the tree structure and leaf shapes."""
+        """The optimizer state. Setting checks the tree structure and leaf shapes.
+
+        When :attr:`optimizer_flattened` is True this is the state of ``optax.flatten(optimizer)``
+        (one flat vector per moment), not of ``optimizer`` itself.
+        """
         return self._optimizer_state
 
     @optimizer_state.setter

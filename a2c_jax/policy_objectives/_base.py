@@ -46,12 +46,12 @@ class PolicyObjective(BaseUpdater):
     requires_logp: bool = False
 
     def __init__(self, pi: Policy, optimizer: optax.GradientTransformation | None = None,
-                 regularizer: Regularizer | None = None):
+                 regularizer: Regularizer | None = None, *, flatten_optimizer: bool | None = None):
         if not isinstance(pi, Policy):
             raise TypeError(f"{type(self).__name__} expects a Policy, got {type(pi).__name__}")
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise TypeError(f"regularizer must be an a2c_jax Regularizer, got {regularizer!r}")
-        super().__init__(pi, optimizer)
+        super().__init__(pi, optimizer, flatten_optimizer=flatten_optimizer)
         self.regularizer = regularizer
         #: the objective's own traced hyperparameters (floats), e.g. ``{'epsilon': 0.2}``
         self.objective_hyperparams: dict[str, Any] = {}

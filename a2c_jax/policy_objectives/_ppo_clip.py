@@ -21,8 +21,9 @@ class PPOClip(PolicyObjective):
 
     requires_logp = True
 
-    def __init__(self, pi, optimizer=None, regularizer=None, epsilon: float = 0.2):
-        super().__init__(pi, optimizer, regularizer)
+    def __init__(self, pi, optimizer=None, regularizer=None, epsilon: float = 0.2, *,
+                 flatten_optimizer: bool | None = None):
+        super().__init__(pi, optimizer, regularizer, flatten_optimizer=flatten_optimizer)
         self.epsilon = epsilon
 
     @property

@@ -35,14 +35,15 @@ class SimpleTD(BaseUpdater):
 
     def __init__(self, v: V, v_targ: V | None = None,
                  optimizer: optax.GradientTransformation | None = None,
-                 loss_function: Callable | None = None):
+                 loss_function: Callable | None = None, *,
+                 flatten_optimizer: bool | None = None):
         if not isinstance(v, V):
             raise TypeError(f"SimpleTD expects a V, got {type(v).__name__}")
         if v_targ is not None and not isinstance(v_targ, V):
             raise TypeError(f"v_targ must be a V or None, got {type(v_targ).__name__}")
         if v_targ is v:
             v_targ = None  # the same object: use the params being updated, not a donated alias
-        super().__init__(v, optimizer)
+        super().__init__(v, optimizer, flatten_optimizer=flatten_optimizer)
         self.v_targ = v_targ
         self.loss_function = mse if loss_function is None else loss_function
         self._td_error_jit = jax.jit(self.td_error_fn)

@@ -1,6 +1,7 @@
 """Utilities: parameter syncing, lazy metrics, checkpoints, logging."""
 
 from ._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ._dispatch import prefer_synchronous_cpu_dispatch
 from ._logging import enable_logging
 from ._metrics import Metrics
 from ._sync import sync_shared_params
@@ -13,6 +14,7 @@ __all__ = [
     "copy_tree",
     "enable_logging",
     "load_checkpoint",
+    "prefer_synchronous_cpu_dispatch",
     "save_checkpoint",
     "sync_shared_params",
 ]
