@@ -25,6 +25,7 @@ ROWS = [  # env, algo, goal (greedy eval), rl-zoo published (benchmark.md)
     ("CartPole-v1", "a2c", 500.0, "500 ± 0 (500k)"),
     ("Acrobot-v1", "a2c", -90.0, "−83 ± 17 (500k)"),
     ("LunarLander-v3", "a2c", 200.0, "156 ± 80 (200k, v2)"),
+    ("LunarLander-v3", "ppo", 200.0, "242 ± 32 (1M, v2)"),
     ("Pendulum-v1", "ppo", -250.0, "−172 ± 104 (100k)"),
 ]
 
@@ -32,11 +33,15 @@ ROWS = [  # env, algo, goal (greedy eval), rl-zoo published (benchmark.md)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--only", nargs="*", default=None, help="env ids to run (default: all)")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="rows to run, as ENV or ENV:ALGO (default: all); other rows already in "
+                        "OUT/learning_table.json are kept")
     p.add_argument("--steps", type=int, default=None, help="override every preset's budget")
     p.add_argument("--out", type=Path, default=Path("runs/learning_table"))
     args = p.parse_args(argv)
-    rows = [r for r in ROWS if not args.only or r[0] in args.only]
+    rows = [r for r in ROWS if not args.only or r[0] in args.only or f"{r[0]}:{r[1]}" in args.only]
+    previous = args.out / "learning_table.json"
+    kept = json.loads(previous.read_text()) if args.only and previous.exists() else []
     results = []
     for env_id, algo, goal, zoo in rows:
         runs = []
@@ -63,6 +68,10 @@ def main(argv=None) -> int:
             "wall_s": float(np.mean([r["wall_s"] for r in runs])),
             "goal_met": bool(evals.mean() >= goal),
         })
+    done = {(r["env"], r["algo"]) for r in results}
+    order = {(env, algo): i for i, (env, algo, _, _) in enumerate(ROWS)}
+    results = sorted(results + [r for r in kept if (r["env"], r["algo"]) not in done],
+                     key=lambda r: order.get((r["env"], r["algo"]), len(order)))
     lines = ["| env | algo | steps | greedy eval, mean ± std (per seed) | goal | met "
              "| mean-100 threshold reached at | steps/s | wall s/run | rl-zoo |",
              "|---|---|---|---|---|---|---|---|---|---|"]

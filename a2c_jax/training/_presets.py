@@ -53,6 +53,12 @@ PRESETS: dict[tuple[str, str], TrainConfig] = {
                                         n_epochs=10, batch_size=64, normalize_advantage=True,
                                         clip_epsilon=0.2, reward_scale=0.1, vf_coef=1.0,
                                         total_steps=300_000),
+    # rl-baselines3-zoo hyperparams/ppo.yml, LunarLander (16 envs, 1M steps)
+    ("LunarLander-v3", "ppo"): TrainConfig(algo="ppo", num_envs=16, n_steps=1024, gamma=0.999,
+                                           gae_lambda=0.98, learning_rate=3e-4, optimizer="adam",
+                                           n_epochs=4, batch_size=64, ent_coef=0.01,
+                                           normalize_advantage=True, clip_epsilon=0.2,
+                                           vf_coef=1.0, total_steps=1_000_000),
     ("CartPole-v1", "ppo"): TrainConfig(algo="ppo", num_envs=8, n_steps=32, gamma=0.98,
                                         gae_lambda=0.8, learning_rate=1e-3, optimizer="adam",
                                         n_epochs=20, batch_size=256, normalize_advantage=True,
