@@ -103,3 +103,33 @@ def test_cli_corrupt_checkpoint(tmp_path, capsys):
     assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--resume"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all("not a readable checkpoint" in ln for ln in lines)
+
+
+def test_truncations_bootstrap_from_final_observations():
+    """Same-step autoreset: a truncated step's final observation is kept for its bootstrap value,
+    distinct from the next episode's first observation that the rollout continues from."""
+    import gymnasium
+
+    env_id = "A2CJaxShortCartPole-v1"
+    if env_id not in gymnasium.registry:
+        gymnasium.register(env_id, entry_point="gymnasium.envs.classic_control:CartPoleEnv",
+                           max_episode_steps=6)
+    tr = Trainer(env_id, small().replace(n_steps=20), seed=0)
+    S, A, logP, R, term, trunc, finals = tr._rollout()
+    hits = np.argwhere(trunc > 0)
+    assert len(hits) > 0
+    for t, k in hits:
+        assert np.any(finals[t, k] != 0)
+        if t + 1 < len(S):
+            assert not np.array_equal(finals[t, k], S[t + 1, k])  # the reset obs follows
+    assert np.all(finals[(trunc == 0) & (term == 0)] == 0)  # only ended steps have a final obs
+    tr._update(S, A, logP, R, term, trunc, finals)  # and the update accepts it
+    tr.close()
+
+
+def test_async_vector_envs_run():
+    """--async-envs: gymnasium's AsyncVectorEnv drives the same rollout and update."""
+    tr = Trainer("CartPole-v1", small(), seed=0, asynchronous=True)
+    tr.run(80, progress=False)
+    assert tr.env_steps == 80 and tr.updates == 4
+    tr.close()

@@ -37,7 +37,6 @@ from ..value_losses import mse
 from ._presets import TrainConfig
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
-_gae = jax.jit(compute_gae, static_argnames=("gamma", "lam"))
 
 
 def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
@@ -46,9 +45,14 @@ def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
     Same-step autoreset returns the first observation of the next episode at once and puts the
     final observation in ``info["final_obs"]``, which the trainer bootstraps truncations from.
     """
-    fns = [functools.partial(gymnasium.make, env_id) for _ in range(num_envs)]
-    cls = gymnasium.vector.AsyncVectorEnv if asynchronous else gymnasium.vector.SyncVectorEnv
-    return cls(fns, autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP)
+    # the passive env checker only inspects the first steps; without it every step is one call
+    # shorter
+    fns = [functools.partial(gymnasium.make, env_id, disable_env_checker=True)
+           for _ in range(num_envs)]
+    mode = gymnasium.vector.AutoresetMode.SAME_STEP
+    if asynchronous:  # spawned workers: forking a process that runs JAX's threads can deadlock
+        return gymnasium.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
+    return gymnasium.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
 
 def _mlp(sizes, activation, name):
@@ -127,6 +131,19 @@ class Trainer:
 
     # ---- one rollout and its updates ----------------------------------------------------------
 
+    @functools.cached_property
+    def _advantages(self):
+        c, v = self.config, self.v
+        T, K = c.n_steps, c.num_envs
+
+        def advantages(params, state, rng, S_all, R, term, trunc):
+            values = v.values(params, state, rng, S_all)
+            V, next_value, finals = values[:T * K], values[T * K:T * K + K], values[T * K + K:]
+            return compute_gae(R, V.reshape(T, K), next_value, term, gamma=c.gamma,
+                               lam=c.gae_lambda, truncated=trunc, final_values=finals.reshape(T, K))
+
+        return jax.jit(advantages)
+
     def _rollout(self):
         K, T = self.config.num_envs, self.config.n_steps
         obs_shape = self.obs.shape[1:]
@@ -164,11 +181,11 @@ class Trainer:
         c = self.config
         T, K = R.shape
         flat = S.reshape(T * K, *S.shape[2:])
-        values = self.v.batch(np.concatenate([flat, self.obs, finals.reshape(flat.shape)]))
-        values = np.asarray(values)
-        V, next_value, final_values = values[:T * K], values[T * K:T * K + K], values[T * K + K:]
-        adv, ret = _gae(R * c.reward_scale, V.reshape(T, K), next_value, term, gamma=c.gamma,
-                        lam=c.gae_lambda, truncated=trunc, final_values=final_values.reshape(T, K))
+        # the values of the rollout, of the next observation and of the truncations' final
+        # observations, and GAE on them: one compiled call
+        adv, ret = self._advantages(self.v.params, self.v.function_state, self.v._key,
+                                    np.concatenate([flat, self.obs, finals.reshape(flat.shape)]),
+                                    R * c.reward_scale, term, trunc)
         adv, ret = np.asarray(adv).reshape(-1), np.asarray(ret).reshape(-1)
         n = T * K
         A_flat = A.reshape(n, *A.shape[2:])
@@ -176,13 +193,15 @@ class Trainer:
                                 In=np.zeros(n, np.float32), S_next=flat, A_next=A_flat,
                                 logP_next=logP.reshape(-1), W=np.ones(n, np.float32),
                                 idx=np.arange(n, dtype=np.int32))
-        size = c.batch_size or n
+        size = min(c.batch_size or n, n)
         for _ in range(max(1, c.n_epochs)):
-            order = self._np_rng.permutation(n) if size < n else np.arange(n)
+            order = self._np_rng.permutation(n) if size < n else None
             for start in range(0, n - size + 1, size):
-                idx = order[start:start + size]
-                mb = jax.tree.map(lambda x, idx=idx: x[idx], batch)
-                a = adv[idx]
+                if order is None:  # the whole rollout is the batch
+                    mb, a = batch, adv
+                else:
+                    idx = order[start:start + size]
+                    mb, a = jax.tree.map(lambda x, idx=idx: x[idx], batch), adv[idx]
                 if c.normalize_advantage:
                     a = (a - a.mean()) / (a.std() + 1e-8)
                 m_v = self.td.update(mb)
