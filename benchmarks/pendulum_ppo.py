@@ -40,17 +40,8 @@ def func_pi(S, is_training):
     return {"mu": mu, "logvar": jnp.broadcast_to(logvar, mu.shape)}
 
 
-def evaluate(pi, seed: int, episodes: int = 5) -> float:
-    env = gymnasium.make("Pendulum-v1")
-    total = 0.0
-    for ep in range(episodes):
-        s, _ = env.reset(seed=10_000 + 100 * seed + ep)
-        done = False
-        while not done:
-            s, r, terminated, truncated, _ = env.step(pi.mode(s))
-            total += r
-            done = terminated or truncated
-    return total / episodes
+def evaluate(pi, seed: int) -> float:
+    return a2c_jax.utils.evaluate_greedy(pi, "Pendulum-v1", 5, first_seed=10_000 + 100 * seed)
 
 
 def run(seed: int, args) -> dict:

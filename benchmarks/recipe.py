@@ -119,22 +119,10 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
         "wall_s": round(wall, 2), "steps_per_s": round(env.T / wall, 1),
         "best_avg20": max(avg20[19:], default=None), "final_avg20": avg20[-1] if avg20 else None,
         "step_avg20_195": first(195), "step_avg20_475": first(475),
-        "eval_greedy_return": evaluate(pi, seed), "_returns": returns, "_ends": ends,
+        "eval_greedy_return": a2c_jax.utils.evaluate_greedy(pi, "CartPole-v1", 5,
+                                                            first_seed=10_000 + 100 * seed),
+        "_returns": returns, "_ends": ends,
     }
-
-
-def evaluate(pi, seed: int, episodes: int = 5) -> float:
-    """Mean return of the greedy policy over a few fresh episodes."""
-    env = gymnasium.make("CartPole-v1")
-    total = 0.0
-    for ep in range(episodes):
-        s, _ = env.reset(seed=10_000 + seed * 100 + ep)
-        done = False
-        while not done:
-            s, r, terminated, truncated, _ = env.step(pi.mode(s))
-            total += r
-            done = terminated or truncated
-    return total / episodes
 
 
 def plot(results: list[dict], path: Path, tag: str) -> None:

@@ -133,3 +133,23 @@ def test_async_vector_envs_run():
     tr.run(80, progress=False)
     assert tr.env_steps == 80 and tr.updates == 4
     tr.close()
+
+
+def test_evaluate_greedy_matches_a_manual_loop(pi):
+    """evaluate_greedy equals a hand-written loop over pi.mode with the same episode seeds."""
+    import gymnasium
+
+    from a2c_jax.utils import evaluate_greedy
+
+    env = gymnasium.make("CartPole-v1")
+    total = 0.0
+    for ep in range(3):
+        s, _ = env.reset(seed=40 + ep)
+        done = False
+        while not done:
+            s, r, te, tr, _ = env.step(pi.mode(s))
+            total += r
+            done = te or tr
+    assert evaluate_greedy(pi, "CartPole-v1", 3, first_seed=40) == pytest.approx(total / 3)
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate_greedy(pi, "CartPole-v1", 0)

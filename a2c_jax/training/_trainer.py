@@ -33,6 +33,7 @@ from ..regularizers import EntropyRegularizer
 from ..reward_tracing import TransitionBatch, compute_gae
 from ..td_learning import SimpleTD
 from ..utils._checkpoint import load_checkpoint, save_checkpoint
+from ..utils._evaluate import evaluate_greedy
 from ..value_losses import mse
 from ._presets import TrainConfig
 
@@ -234,17 +235,8 @@ class Trainer:
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of the greedy policy (``pi.mode``) over fresh episodes."""
-        env = gymnasium.make(self.env_id)
-        total, n = 0.0, episodes or self.config.eval_episodes
-        for ep in range(n):
-            s, _ = env.reset(seed=1_000_000 + 1000 * self.seed + ep)
-            done = False
-            while not done:
-                s, r, terminated, truncated, _ = env.step(self.pi.mode(s))
-                total += float(r)
-                done = terminated or truncated
-        env.close()
-        return total / n
+        return evaluate_greedy(self.pi, self.env_id, episodes or self.config.eval_episodes,
+                               first_seed=1_000_000 + 1000 * self.seed)
 
     def summary(self, engine: str = "loop") -> dict[str, Any]:
         return {
