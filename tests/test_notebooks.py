@@ -1,6 +1,5 @@
 """Every notebook under notebooks/ runs top to bottom (a notebook that breaks fails CI)."""
 
-import os
 import time
 from pathlib import Path
 
@@ -26,7 +25,6 @@ def test_notebook_runs(path, monkeypatch):
     client = nbclient.NotebookClient(book, timeout=240, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
-    client.execute()
-    elapsed = time.perf_counter() - t0
-    print(f"{path.name}: {elapsed:.1f} s")
-    assert elapsed < 120 or os.environ.get("CI"), f"{path.name} took {elapsed:.0f} s (budget 120 s)"
+    client.execute()  # raises CellExecutionError naming the failing cell
+    print(f"{path.name}: {time.perf_counter() - t0:.1f} s")  # reported with -s; no timed assert
+    assert all(c.get("execution_count") for c in book.cells if c.cell_type == "code")
