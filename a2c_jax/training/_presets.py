@@ -11,8 +11,10 @@ class TrainConfig:
     """Everything a training run needs besides the env id, the seed and the step budget.
 
     Defaults are Stable-Baselines3's A2C defaults: 8 envs, 5-step rollouts, gamma 0.99, GAE λ 1
-    (plain n-step returns), RMSprop(7e-4, decay 0.99, eps 1e-5), value coefficient 0.5 (as a
-    value learning rate of half the policy's), gradient clipping at 0.5, two 64x64 tanh networks.
+    (plain n-step returns), RMSprop(7e-4, decay 0.99, eps 1e-5), value-loss weight 0.5,
+    gradient clipping at 0.5, two 64x64 tanh networks. Unlike SB3, actor and critic have
+    separate optimizers (each clipped separately), so ``vf_coef`` only scales the critic's loss,
+    which RMSprop and Adam largely normalise away.
     """
 
     algo: str = "a2c"                  # "a2c" (VanillaPG) or "ppo" (PPOClip)
@@ -23,7 +25,7 @@ class TrainConfig:
     learning_rate: float = 7e-4
     optimizer: str = "rmsprop"         # "rmsprop" or "adam"
     ent_coef: float = 0.0
-    vf_coef: float = 0.5               # value-loss weight: scales the critic's learning rate
+    vf_coef: float = 0.5               # value-loss weight
     max_grad_norm: float = 0.5
     normalize_advantage: bool = False
     hidden: tuple[int, ...] = (64, 64)

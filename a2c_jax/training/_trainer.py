@@ -105,7 +105,7 @@ class Trainer:
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         self.pi, self.v = build_functions(probe, config, seed)
-        self.discrete = isinstance(probe.action_space, gymnasium.spaces.Discrete)
+        probe.close()
         value_loss = functools.partial(_weighted_mse, config.vf_coef)
         self.td = SimpleTD(self.v, optimizer=_optimizer(config, config.learning_rate),
                            loss_function=value_loss)
@@ -128,7 +128,6 @@ class Trainer:
         self.env_steps = self.updates = 0
         self.solved_at_step: int | None = None
         self.train_seconds = 0.0
-        self.last_metrics: dict[str, float] = {}
 
     # ---- one rollout and its updates ----------------------------------------------------------
 
