@@ -70,7 +70,9 @@ def train(args) -> int:
     from .training._trainer import write_json
     from .utils import CheckpointError
 
-    space = gymnasium.make(args.env).action_space
+    probe = gymnasium.make(args.env)
+    space = probe.action_space
+    probe.close()
     algo = args.algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
     config = preset(args.env, algo)
     if args.num_envs is not None:

@@ -65,6 +65,7 @@ def test_subpackages_importable():
         "regularizers",
         "reward_tracing",
         "td_learning",
+        "training",
         "utils",
         "value_losses",
         "wrappers",

@@ -93,6 +93,12 @@ class Policy(BaseFunc):
         A = packed[:, :-1].reshape((packed.shape[0], *self.action_space.shape))
         return A.astype(self.action_space.dtype, copy=False), packed[:, -1]
 
+    def _one(self, packed, return_logp: bool):
+        # the action (an int for Discrete) and log-prob of a packed batch of one
+        packed = np.asarray(packed)
+        a = int(packed[0, 0]) if self._discrete else self._unpack(packed)[0][0]
+        return (a, float(packed[0, -1])) if return_logp else a
+
     # ---- the stateful surface -----------------------------------------------------------------
 
     def __call__(self, s: Any, return_logp: bool = False):
@@ -104,16 +110,12 @@ class Policy(BaseFunc):
         """
         packed, self._key = self._sample_jit(self._params, self._function_state, self._key,
                                              self._batch_one(s))
-        packed = np.asarray(packed)
-        a = int(packed[0, 0]) if self._discrete else self._unpack(packed)[0][0]
-        return (a, float(packed[0, -1])) if return_logp else a
+        return self._one(packed, return_logp)
 
     def mode(self, s: Any, return_logp: bool = False):
-        """The greedy (most likely) action for one observation, e.g. for evaluation."""
-        A, logP = self._unpack(np.asarray(self._mode_jit(self._params, self._function_state,
-                                                         self._key, self._batch_one(s))))
-        a = int(A[0]) if self._discrete else A[0]
-        return (a, float(logP[0])) if return_logp else a
+        """The greedy action (``proba_dist.mode``) for one observation, e.g. for evaluation."""
+        return self._one(self._mode_jit(self._params, self._function_state, self._key,
+                                        self._batch_one(s)), return_logp)
 
     def dist_params(self, s: Any) -> dict[str, np.ndarray]:
         """The distribution parameters for one observation (batch axis removed), as numpy."""

@@ -182,10 +182,10 @@ class BaseUpdater(abc.ABC):
 
     def _run_grads(self, transition_batch, *args):
         self._check_batch(transition_batch)
-        self._key, subkey = jax.random.split(self._key)
         f = self._f
-        if not f.uses_rng:
-            subkey = None
+        subkey = None
+        if f.uses_rng:
+            self._key, subkey = jax.random.split(self._key)
         return self._grads_jit(f.params, f.function_state, self.hyperparams, subkey,
                                transition_batch, *args)
 
