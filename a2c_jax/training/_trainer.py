@@ -95,6 +95,20 @@ def _optimizer(config: TrainConfig, lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
 
 
+def build_updaters(pi: Policy, v: V, config: TrainConfig) -> tuple[SimpleTD, VanillaPG | PPOClip]:
+    """The critic's :class:`SimpleTD` (MSE weighted by ``vf_coef``) and the policy objective
+    (:class:`VanillaPG` for ``"a2c"``, :class:`PPOClip` for ``"ppo"``, with the entropy bonus)."""
+    value_loss = functools.partial(_weighted_mse, config.vf_coef)
+    td = SimpleTD(v, optimizer=_optimizer(config, config.learning_rate), loss_function=value_loss)
+    reg = EntropyRegularizer(pi, beta=config.ent_coef) if config.ent_coef > 0 else None
+    opt = _optimizer(config, config.learning_rate)
+    if config.algo == "ppo":
+        return td, PPOClip(pi, optimizer=opt, regularizer=reg, epsilon=config.clip_epsilon)
+    if config.algo == "a2c":
+        return td, VanillaPG(pi, optimizer=opt, regularizer=reg)
+    raise ValueError(f"unknown algo {config.algo!r}: use 'a2c' or 'ppo'")
+
+
 class Trainer:
     """One training run: envs, approximators, updaters, counters; resumable from a checkpoint."""
 
@@ -106,17 +120,7 @@ class Trainer:
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         self.pi, self.v = build_functions(probe, config, seed)
         probe.close()
-        value_loss = functools.partial(_weighted_mse, config.vf_coef)
-        self.td = SimpleTD(self.v, optimizer=_optimizer(config, config.learning_rate),
-                           loss_function=value_loss)
-        reg = EntropyRegularizer(self.pi, beta=config.ent_coef) if config.ent_coef > 0 else None
-        opt = _optimizer(config, config.learning_rate)
-        if config.algo == "ppo":
-            self.pg = PPOClip(self.pi, optimizer=opt, regularizer=reg, epsilon=config.clip_epsilon)
-        elif config.algo == "a2c":
-            self.pg = VanillaPG(self.pi, optimizer=opt, regularizer=reg)
-        else:
-            raise ValueError(f"unknown algo {config.algo!r}: use 'a2c' or 'ppo'")
+        self.td, self.pg = build_updaters(self.pi, self.v, config)
         self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
         self.obs, _ = self.envs.reset(seed=seed)
         self._np_rng = np.random.default_rng(seed)

@@ -1,0 +1,391 @@
+"""The fully-jitted engine: rollout, advantages and updates of many updates in one compiled call.
+
+``a2c-jax train --engine jit`` runs this on gymnax's JAX-native versions of the classic-control
+envs. The pieces are the library's own: the policy samples with
+:meth:`Policy.sample_fn <a2c_jax.Policy.sample_fn>`, the critic evaluates with
+:meth:`V.values <a2c_jax.V.values>`, advantages come from
+:func:`~a2c_jax.reward_tracing.compute_gae` (truncation-aware) and the parameters move by the fused
+pure steps of :class:`~a2c_jax.td_learning.SimpleTD` and the policy objective
+(:meth:`~a2c_jax._core._updater.BaseUpdater.step_with_state`), exactly as in the loop
+:class:`~a2c_jax.training.Trainer`. Only the envs and the control flow differ:
+
+- ``vmap`` over the ``num_envs`` envs, ``lax.scan`` over the ``n_steps`` steps of a rollout and
+  over the updates of a *chunk*; the host sees the metrics once per chunk.
+- ``vmap`` over ``num_seeds`` independent runs (seeds ``seed, seed + 1, ...``): one program.
+- Data parallelism: with more than one device the envs are sharded over a one-axis
+  :class:`jax.sharding.Mesh` (axis ``"envs"``) and everything else is replicated. The losses are
+  means over the global batch, so the compiler's partitioning sums the per-device gradients:
+  every device applies the same averaged gradient, and the result equals one device running the
+  whole batch, up to float reassociation.
+
+Episode statistics are kept on the device, per run: the last 100 returns in a ring (the same
+"mean of the last 100 episodes" as the loop trainer), the number of finished episodes, and the
+env step at which that mean first reached the env's reward threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, NamedTuple
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._core._base import RUN_ONCE, raw_key
+from ..reward_tracing import TransitionBatch, compute_gae
+from ._presets import TrainConfig
+from ._trainer import build_functions, build_updaters
+
+#: gymnasium ids with a JAX-native twin in gymnax (same observations, actions and dynamics)
+JAX_NATIVE_ENVS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",
+                                    "MountainCarContinuous-v0")
+
+_RING = 100          # episodes in the running mean, as in the loop trainer
+_KEY_STREAM = 7      # raw_key stream of the engine's own PRNG key (0, 1: init and sampling)
+
+
+class EngineError(ValueError):
+    """The jitted engine cannot run this configuration (the message says why)."""
+
+
+def check_jax_native(env_id: str) -> None:
+    """Raises :class:`EngineError` unless ``env_id`` has a JAX-native version."""
+    if env_id not in JAX_NATIVE_ENVS:
+        raise EngineError(f"--engine jit needs a JAX-native env; {env_id} has none (these do: "
+                          f"{', '.join(JAX_NATIVE_ENVS)}); use --engine loop")
+
+
+def make_jax_env(env_id: str):
+    """gymnax's ``(env, env_params)`` for a gymnasium id in :data:`JAX_NATIVE_ENVS`."""
+    check_jax_native(env_id)
+    try:
+        import gymnax
+    except ImportError:  # pragma: no cover - gymnax is a dependency of the [jit] extra
+        raise EngineError("--engine jit needs gymnax: pip install 'a2c_jax[jit]'") from None
+    return gymnax.make(env_id)
+
+
+class EngineState(NamedTuple):
+    """Everything one run carries from update to update (a pytree; leading axis: runs)."""
+
+    pi_params: Any
+    pi_state: Any
+    pi_opt: Any
+    v_params: Any
+    v_state: Any
+    v_opt: Any
+    env_state: Any        # gymnax state, [num_envs, ...]
+    obs: Any              # [num_envs, *obs_shape]
+    key: Any
+    ep_return: Any        # [num_envs] return so far of the running episodes
+    ring: Any             # [100] the last 100 finished returns (slot = episode number % 100)
+    episodes: Any         # [] finished episodes
+    env_steps: Any        # [] env steps taken
+    solved_at: Any        # [] env step at which the mean of the last 100 reached the threshold, -1
+
+
+def _env_fields() -> tuple[str, ...]:
+    return ("env_state", "obs", "ep_return")
+
+
+class JitTrainer:
+    """Trains ``num_seeds`` independent runs of A2C or PPO entirely under ``jit``.
+
+    Args:
+        env_id: a gymnasium id from :data:`JAX_NATIVE_ENVS`.
+        config: a :class:`TrainConfig` (the same presets as the loop trainer).
+        seed: the first run's seed; run ``k`` uses ``seed + k`` (its initial parameters are those
+            of ``Policy``/``V`` built with ``random_seed=seed + k``).
+        num_seeds: independent runs in one compiled program (``vmap``).
+        devices: the devices to shard the envs over (default: all of ``jax.devices()``);
+            ``num_envs`` must be a multiple of their number.
+        updates_per_chunk: updates per compiled call (default: about a twentieth of the run).
+
+    Use :meth:`compile` (optional: :meth:`run` compiles on first use) and :meth:`run`; results
+    are in :meth:`summary`, the policy in :attr:`pi` with the parameters of run ``k`` from
+    :meth:`params`.
+    """
+
+    def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
+                 devices: list | None = None):
+        if num_seeds < 1:
+            raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
+        self.env_id, self.config, self.seed, self.num_seeds = env_id, config, seed, num_seeds
+        self.env, self.env_params = make_jax_env(env_id)
+        probe = gymnasium.make(env_id)
+        self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
+        self.pi, self.v = build_functions(probe, config, seed)
+        probe.close()
+        self.td, self.pg = build_updaters(self.pi, self.v, config)
+        self._check_spaces()
+        self.devices = list(devices) if devices is not None else jax.devices()
+        if config.num_envs % len(self.devices):
+            raise EngineError(f"num_envs ({config.num_envs}) must be a multiple of the number of "
+                              f"devices ({len(self.devices)}) to shard the envs over them")
+        self.steps_per_update = config.n_steps * config.num_envs
+        self.env_steps = 0       # per run
+        self.updates = 0         # per run
+        self.compile_s: float | None = None
+        self.train_seconds = 0.0
+        self.history: dict[str, list[np.ndarray]] = {}
+        self._compiled: dict[int, Any] = {}
+        self._shardings = self._make_shardings()
+        self.state = self._init_state()
+
+    # ---- set-up -------------------------------------------------------------------------------
+
+    def _check_spaces(self) -> None:
+        obs_shape = self.env.observation_space(self.env_params).shape
+        if tuple(obs_shape) != tuple(self.pi.observation_space.shape):
+            raise EngineError(f"gymnax's {self.env_id} observations have shape {obs_shape}, "
+                              f"gymnasium's {self.pi.observation_space.shape}")
+
+    def _init_one(self, seed):
+        """The initial state of one run (pure; vmapped over the runs' seeds)."""
+        init_keys, key = seed
+        pi, v, c = self.pi, self.v, self.config
+        # the same keys as Policy/V(random_seed=seed + k): identical initial parameters
+        example = jnp.zeros((1, *pi.observation_space.shape), jnp.float32)
+        pi_params, pi_state = pi._transformed.init(init_keys[0], pi.observation_preprocessor(example),
+                                                   True)
+        v_params, v_state = v._transformed.init(init_keys[1], v.observation_preprocessor(example), True)
+        key, reset_key = jax.random.split(key)
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, c.num_envs), self.env_params)
+        return EngineState(
+            pi_params=pi_params, pi_state=pi_state, pi_opt=self.pg._optimizer.init(pi_params),
+            v_params=v_params, v_state=v_state, v_opt=self.td._optimizer.init(v_params),
+            env_state=env_state, obs=obs, key=key,
+            ep_return=jnp.zeros(c.num_envs, jnp.float32), ring=jnp.zeros(_RING, jnp.float32),
+            episodes=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32),
+            solved_at=jnp.full((), -1, jnp.int32))
+
+    def _init_state(self) -> EngineState:
+        seeds = [self.seed + k for k in range(self.num_seeds)]
+        init_keys = np.stack([np.stack([raw_key(s, 0), raw_key(s, 0)]) for s in seeds])
+        # Policy and V with random_seed=s both initialise from raw_key(s, 0)
+        keys = np.stack([np.asarray(raw_key(s, _KEY_STREAM)) for s in seeds])
+        init = jax.jit(jax.vmap(self._init_one), out_shardings=self._shardings,
+                       compiler_options=RUN_ONCE)
+        return init((jnp.asarray(init_keys), jnp.asarray(keys)))
+
+    def _make_shardings(self):
+        """Per-leaf shardings of the state: env leaves split over the mesh, the rest replicated."""
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.asarray(self.devices), ("envs",))
+        self.mesh = mesh
+        replicated = NamedSharding(mesh, PartitionSpec())
+        by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))  # [runs, envs, ...]
+        shapes = jax.eval_shape(jax.vmap(self._init_one), (
+            jax.ShapeDtypeStruct((self.num_seeds, 2, 2), jnp.uint32),
+            jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32)))
+        fields = {name: jax.tree.map(lambda _: by_env if name in _env_fields() else replicated,
+                                     getattr(shapes, name))
+                  for name in EngineState._fields}
+        self._replicated = replicated
+        return EngineState(**fields)
+
+    # ---- the pure core ------------------------------------------------------------------------
+
+    def _env_step(self, st: EngineState, _):
+        """One vector step of every env: act, step, count; returns the transition."""
+        c = self.config
+        key, k_pi, k_env = jax.random.split(st.key, 3)
+        A, logP = self.pi.sample_fn(st.pi_params, st.pi_state, k_pi, st.obs)
+        obs, env_state, r, term, trunc, info = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, c.num_envs), st.env_state, A, self.env_params)
+        r = jnp.reshape(r, (c.num_envs,)).astype(jnp.float32)
+        term = jnp.asarray(term, bool)
+        trunc = jnp.asarray(trunc, bool) & ~term
+        done = term | trunc
+        # finished episodes go to the ring in env order (as the loop trainer counts them); when
+        # more than 100 finish at once only the last 100 are written
+        ep_return = st.ep_return + r
+        n_done = jnp.sum(done, dtype=jnp.int32)
+        number = st.episodes + jnp.cumsum(done, dtype=jnp.int32) - 1
+        keep = done & (number >= st.episodes + n_done - _RING)
+        ring = st.ring.at[jnp.where(keep, number % _RING, _RING)].set(ep_return, mode="drop")
+        episodes = st.episodes + n_done
+        env_steps = st.env_steps + c.num_envs
+        mean100 = jnp.sum(ring) / jnp.maximum(jnp.minimum(episodes, _RING), 1)
+        if self.reward_threshold is not None:
+            newly = (st.solved_at < 0) & (episodes >= _RING) & (mean100 >= self.reward_threshold)
+            solved_at = jnp.where(newly, env_steps, st.solved_at)
+        else:
+            solved_at = st.solved_at
+        transition = (st.obs, A, logP, r, term, trunc, info["final_observation"])
+        st = st._replace(env_state=env_state, obs=obs, key=key, ep_return=jnp.where(done, 0.0, ep_return),
+                         ring=ring, episodes=episodes, env_steps=env_steps, solved_at=solved_at)
+        return st, transition
+
+    def _update(self, st: EngineState, _):
+        """One rollout of ``n_steps`` and its updates: the body of the chunk's scan."""
+        c = self.config
+        T, E = c.n_steps, c.num_envs
+        st, (S, A, logP, R, term, trunc, finals) = jax.lax.scan(self._env_step, st, None, length=T)
+        key, k_v, k_upd = jax.random.split(st.key, 3)
+        n = T * E
+        flat = S.reshape(n, *S.shape[2:])
+        # the values of the rollout, of the next observation and of the final observations of
+        # truncated episodes, in one forward pass; then GAE, exactly as the loop trainer
+        values = self.v.values(st.v_params, st.v_state, k_v,
+                               jnp.concatenate([flat, st.obs, finals.reshape(flat.shape)]))
+        adv, ret = compute_gae(R * c.reward_scale, values[:n].reshape(T, E), values[n:n + E], term,
+                               gamma=c.gamma, lam=c.gae_lambda, truncated=trunc,
+                               final_values=values[n + E:].reshape(T, E))
+        A_flat, logP = A.reshape(n, *A.shape[2:]), logP.reshape(n)
+        batch = TransitionBatch(S=flat, A=A_flat, logP=logP, Rn=ret.reshape(n), In=jnp.zeros(n),
+                                S_next=flat, A_next=A_flat, logP_next=logP, W=jnp.ones(n),
+                                idx=jnp.arange(n, dtype=jnp.int32))
+        params = (st.pi_params, st.pi_opt, st.pi_state, st.v_params, st.v_opt, st.v_state)
+        params, metrics = self._updates(params, batch, adv.reshape(n), k_upd)
+        pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
+        st = st._replace(pi_params=pi_params, pi_opt=pi_opt, pi_state=pi_state, v_params=v_params,
+                         v_opt=v_opt, v_state=v_state, key=key)
+        metrics["mean100"] = jnp.sum(st.ring) / jnp.maximum(jnp.minimum(st.episodes, _RING), 1)
+        metrics["episodes"] = st.episodes
+        return st, metrics
+
+    def _minibatch(self, params, xs):
+        """The fused steps of the critic and the policy on one minibatch (TD first, as the loop)."""
+        pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
+        batch, adv, key = xs
+        k_td, k_pg = jax.random.split(key)
+        if self.config.normalize_advantage:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        v_params, v_opt, v_state, _, m_v, _ = self.td.step_with_state(
+            v_params, v_opt, v_state, self.td.hyperparams, k_td, batch, None, None)
+        pi_params, pi_opt, pi_state, _, m_pi, _ = self.pg.step_with_state(
+            pi_params, pi_opt, pi_state, self.pg.hyperparams, k_pg, batch, adv)
+        return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), {**m_v, **m_pi}
+
+    def _updates(self, params, batch, adv, key):
+        c = self.config
+        n = adv.shape[0]
+        size = min(c.batch_size or n, n)
+        if size == n and c.n_epochs <= 1:  # A2C: the whole rollout, one step each
+            return self._minibatch(params, (batch, adv, key))
+        num_mb = n // size
+
+        def epoch(params, k):
+            k_perm, k_mb = jax.random.split(k)
+            order = jax.random.permutation(k_perm, n)[:num_mb * size].reshape(num_mb, size)
+            mbs = jax.tree.map(lambda x: x[order], (batch, adv))
+            params, metrics = jax.lax.scan(self._minibatch, params,
+                                           (*mbs, jax.random.split(k_mb, num_mb)))
+            return params, jax.tree.map(lambda m: m[-1], metrics)
+
+        params, metrics = jax.lax.scan(epoch, params, jax.random.split(key, max(1, c.n_epochs)))
+        return params, jax.tree.map(lambda m: m[-1], metrics)
+
+    def _chunk(self, st: EngineState, length: int):
+        def one_run(st):
+            return jax.lax.scan(self._update, st, None, length=length)
+
+        return jax.vmap(one_run)(st)
+
+    # ---- the host side ------------------------------------------------------------------------
+
+    def _compiled_chunk(self, length: int):
+        if length not in self._compiled:
+            fn = jax.jit(self._chunk, static_argnums=1, donate_argnums=0,
+                         in_shardings=(self._shardings,),
+                         out_shardings=(self._shardings, self._replicated))
+            self._compiled[length] = fn.lower(self.state, length).compile()
+        return self._compiled[length]
+
+    def plan(self, total_steps: int, chunks: int = 20) -> tuple[int, int]:
+        """``(updates_per_chunk, number_of_chunks)`` covering ``total_steps`` env steps per run.
+
+        Whole updates of ``n_steps * num_envs`` steps, in equal chunks (one compilation), so a
+        run may take up to one chunk more than asked.
+        """
+        updates = max(1, math.ceil(total_steps / self.steps_per_update))
+        n_chunks = max(1, min(chunks, updates))
+        return math.ceil(updates / n_chunks), n_chunks
+
+    def compile(self, updates_per_chunk: int) -> float:
+        """Compiles the chunk of ``updates_per_chunk`` updates; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self._compiled_chunk(updates_per_chunk)
+        seconds = time.perf_counter() - t0
+        self.compile_s = (self.compile_s or 0.0) + seconds
+        return seconds
+
+    def run(self, total_steps: int, progress: bool = True, chunks: int = 20, on_chunk=None) -> None:
+        """Trains every run for at least ``total_steps`` env steps (whole chunks)."""
+        from tqdm import tqdm
+
+        per_chunk, n_chunks = self.plan(total_steps - self.env_steps, chunks)
+        if total_steps <= self.env_steps:
+            return
+        if per_chunk not in self._compiled:
+            self.compile(per_chunk)
+        fn = self._compiled[per_chunk]
+        bar = tqdm(total=n_chunks * per_chunk * self.steps_per_update * self.num_seeds,
+                   unit="step", unit_scale=True, disable=not progress, mininterval=0.5,
+                   desc=f"{self.env_id} {self.config.algo} jit x{self.num_seeds}")
+        try:
+            for _ in range(n_chunks):
+                t0 = time.perf_counter()
+                self.state, metrics = fn(self.state)
+                metrics = jax.tree.map(_fetch, metrics)   # waits for the chunk: timing is honest
+                self.train_seconds += time.perf_counter() - t0
+                self.updates += per_chunk
+                self.env_steps += per_chunk * self.steps_per_update
+                for k, val in metrics.items():
+                    self.history.setdefault(k, []).append(val)
+                bar.update(per_chunk * self.steps_per_update * self.num_seeds)
+                bar.set_postfix(mean100=f"{np.mean(metrics['mean100'][:, -1]):.1f}", refresh=False)
+                if on_chunk is not None:
+                    on_chunk(self, metrics)
+        finally:
+            bar.close()
+
+    # ---- results ------------------------------------------------------------------------------
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Per-update metrics, each ``[num_seeds, updates]``."""
+        return {k: np.concatenate(v, axis=1) for k, v in self.history.items()}
+
+    def params(self, run: int = 0) -> tuple[Any, Any]:
+        """``(pi_params, v_params)`` of run ``run``, on the host."""
+        take = jax.tree.map(lambda x: np.asarray(_fetch(x))[run], (self.state.pi_params,
+                                                                   self.state.v_params))
+        return take
+
+    def policy(self, run: int = 0):
+        """The :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters."""
+        self.pi.params = jax.device_put(self.params(run)[0])
+        return self.pi
+
+    def summary(self) -> dict[str, Any]:
+        solved = np.asarray(_fetch(self.state.solved_at))
+        curves = self.curves()
+        last = curves["mean100"][:, -1] if curves else np.full(self.num_seeds, np.nan)
+        total = self.env_steps * self.num_seeds
+        return {
+            "env": self.env_id, "algo": self.config.algo, "engine": "jit", "seed": self.seed,
+            "num_seeds": self.num_seeds, "num_envs": self.config.num_envs,
+            "devices": [str(d) for d in self.devices], "env_steps": self.env_steps,
+            "env_steps_all_seeds": total, "updates": self.updates,
+            "compile_s": None if self.compile_s is None else round(self.compile_s, 3),
+            "wall_s": round(self.train_seconds, 3),
+            "steps_per_s": round(total / max(self.train_seconds, 1e-9), 1),
+            "solved_at_step": [None if s < 0 else int(s) for s in solved],
+            "final_mean_return": [float(x) for x in last],
+            "reward_threshold": self.reward_threshold,
+            "config": dataclasses.asdict(self.config),
+        }
+
+
+def _fetch(x) -> np.ndarray:
+    """A replicated array as numpy, also when other processes hold copies (multi-host)."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    return np.asarray(x.addressable_shards[0].data)
