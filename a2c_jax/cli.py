@@ -24,7 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: preset)")
-    t.add_argument("--engine", choices=["loop", "jit"], default="loop")
+    t.add_argument("--engine", choices=["loop", "jit"], default="loop",
+                   help="loop: gymnasium vector envs, one jitted call per step; jit: rollout and "
+                        "updates in one compiled program on gymnax's JAX-native envs")
+    t.add_argument("--num-seeds", type=int, default=1,
+                   help="independent runs trained at once in one program (--engine jit)")
     t.add_argument("--async-envs", action="store_true", help="gymnasium AsyncVectorEnv")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
@@ -56,27 +60,23 @@ def _check_out(out: Path) -> None:
 
 
 def train(args) -> int:
-    if args.engine == "jit":
-        raise UsageError("--engine jit is not available yet; use --engine loop")
     _check_env(args.env)
     if args.steps is not None and args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
     if args.num_envs is not None and args.num_envs < 1:
         raise UsageError(f"--num-envs must be >= 1, got {args.num_envs}")
+    if args.num_seeds < 1:
+        raise UsageError(f"--num-seeds must be >= 1, got {args.num_seeds}")
+    if args.engine == "jit":
+        return train_jit(args)
+    if args.num_seeds != 1:
+        raise UsageError("--num-seeds needs --engine jit (the loop engine trains one run)")
 
-    import gymnasium
-
-    from .training import Trainer, plot_learning_curve, preset
+    from .training import Trainer, plot_learning_curve
     from .training._trainer import write_json
     from .utils import CheckpointError
 
-    probe = gymnasium.make(args.env)
-    space = probe.action_space
-    probe.close()
-    algo = args.algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
-    config = preset(args.env, algo)
-    if args.num_envs is not None:
-        config = config.replace(num_envs=args.num_envs)
+    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
     steps = config.total_steps if args.steps is None else args.steps
     out = args.out or Path("runs") / f"{args.env}-{algo}-{args.seed}"
     _check_out(out)
@@ -129,14 +129,103 @@ def train(args) -> int:
     return 0
 
 
+def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
+    import gymnasium
+
+    from .training import preset
+
+    probe = gymnasium.make(env_id)
+    space = probe.action_space
+    probe.close()
+    algo = algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
+    config = preset(env_id, algo)
+    if num_envs is not None:
+        config = config.replace(num_envs=num_envs)
+    return algo, config
+
+
+def train_jit(args) -> int:
+    """``train --engine jit``: the whole run in compiled chunks on a JAX-native env."""
+    from .training._jit import EngineError, check_jax_native
+
+    try:
+        check_jax_native(args.env)
+    except EngineError as err:
+        raise UsageError(str(err)) from None
+    if args.async_envs:
+        raise UsageError("--async-envs is for --engine loop (the jit engine's envs are arrays)")
+    import time
+
+    from .training._jit import JitTrainer
+    from .training._trainer import write_json
+    from .utils import CheckpointError, evaluate_greedy
+
+    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
+    steps = config.total_steps if args.steps is None else args.steps
+    out = args.out or Path("runs") / f"{args.env}-{algo}-{args.seed}-jit"
+    _check_out(out)
+    ckpt = out / CHECKPOINT
+    t0 = time.perf_counter()
+    try:
+        if args.resume:
+            trainer = JitTrainer.load(ckpt)
+            if trainer.env_id != args.env:
+                raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
+        else:
+            trainer = JitTrainer(args.env, config, args.seed, num_seeds=args.num_seeds)
+    except (CheckpointError, EngineError) as err:
+        raise UsageError(str(err)) from None
+    setup_s = time.perf_counter() - t0
+    next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
+
+    def on_chunk(tr, metrics):
+        if next_ckpt[0] is not None and tr.env_steps >= next_ckpt[0]:
+            tr.save(ckpt)
+            next_ckpt[0] = tr.env_steps + args.checkpoint_every
+
+    try:
+        trainer.run(steps, progress=not args.no_progress, on_chunk=on_chunk)
+    except KeyboardInterrupt:
+        trainer.save(ckpt)
+        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+        return 130
+    trainer.save(ckpt)
+    summary = trainer.summary()
+    summary["setup_s"] = round(setup_s, 3)
+    # the trained policy of the first run, replayed greedily in gymnasium's own env
+    summary["eval_mean_return"] = evaluate_greedy(trainer.policy(0), args.env,
+                                                  config.eval_episodes,
+                                                  first_seed=1_000_000 + 1000 * args.seed)
+    trainer.plot(out / "learning_curve.png")
+    write_json(out / "summary.json", summary)
+    solved = summary["solved_at_step"]
+    solved_txt = solved[0] if len(solved) == 1 else f"{sum(s is not None for s in solved)}/{len(solved)} runs"
+    print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {trainer.env_steps} steps per "
+          f"run in {summary['wall_s']:.2f} s after {summary['compile_s']:.1f} s of compilation "
+          f"({summary['steps_per_s']:.0f} steps/s over all runs), solved at {solved_txt}, greedy "
+          f"eval of seed {args.seed} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
+    return 0
+
+
 def evaluate(args) -> int:
     from .training import Trainer
-    from .utils import CheckpointError
+    from .utils import CheckpointError, load_checkpoint
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    path = args.dir / CHECKPOINT
     try:
-        trainer = Trainer.load(args.dir / CHECKPOINT)
+        if load_checkpoint(path).get("engine") == "jit":
+            from .training._jit import JitTrainer
+            from .utils import evaluate_greedy
+
+            jit_trainer = JitTrainer.load(path)
+            mean = evaluate_greedy(jit_trainer.policy(0), jit_trainer.env_id, args.episodes,
+                                   first_seed=1_000_000 + 1000 * jit_trainer.seed)
+            print(f"{jit_trainer.env_id} (--engine jit, seed {jit_trainer.seed}): mean greedy "
+                  f"return over {args.episodes} episodes: {mean:.2f}")
+            return 0
+        trainer = Trainer.load(path)
     except CheckpointError as err:
         raise UsageError(str(err)) from None
     mean = trainer.evaluate(args.episodes)

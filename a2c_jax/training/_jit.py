@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import gymnasium
@@ -37,8 +38,10 @@ import numpy as np
 
 from .._core._base import RUN_ONCE, raw_key
 from ..reward_tracing import TransitionBatch, compute_gae
+from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..utils._trees import check_same_tree
 from ._presets import TrainConfig
-from ._trainer import build_functions, build_updaters
+from ._trainer import _tuples, build_functions, build_updaters
 
 #: gymnasium ids with a JAX-native twin in gymnax (same observations, actions and dynamics)
 JAX_NATIVE_ENVS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",
@@ -67,6 +70,28 @@ def make_jax_env(env_id: str):
     except ImportError:  # pragma: no cover - gymnax is a dependency of the [jit] extra
         raise EngineError("--engine jit needs gymnax: pip install 'a2c_jax[jit]'") from None
     return gymnax.make(env_id)
+
+
+def record_episodes(ring, episodes, returns, done):
+    """Pure: writes the returns of the episodes that ended (``done``) into the ring of the last
+    ``len(ring)`` returns; ``(ring, episodes)`` after.
+
+    Episode number ``i`` lives in slot ``i % len(ring)``; episodes ending in the same step are
+    numbered in env order (as the loop trainer counts them). When more than ``len(ring)`` end at
+    once only the last ``len(ring)`` are written, so no slot is written twice.
+    """
+    size = ring.shape[0]
+    n_done = jnp.sum(done, dtype=jnp.int32)
+    number = episodes + jnp.cumsum(done, dtype=jnp.int32) - 1
+    keep = done & (number >= episodes + n_done - size)
+    ring = ring.at[jnp.where(keep, number % size, size)].set(returns, mode="drop")
+    return ring, episodes + n_done
+
+
+def ring_mean(ring, episodes):
+    """The mean of the last ``min(episodes, len(ring))`` returns (0 before the first episode);
+    unwritten slots hold zeros."""
+    return jnp.sum(ring) / jnp.maximum(jnp.minimum(episodes, ring.shape[0]), 1)
 
 
 class EngineState(NamedTuple):
@@ -203,16 +228,10 @@ class JitTrainer:
         term = jnp.asarray(term, bool)
         trunc = jnp.asarray(trunc, bool) & ~term
         done = term | trunc
-        # finished episodes go to the ring in env order (as the loop trainer counts them); when
-        # more than 100 finish at once only the last 100 are written
         ep_return = st.ep_return + r
-        n_done = jnp.sum(done, dtype=jnp.int32)
-        number = st.episodes + jnp.cumsum(done, dtype=jnp.int32) - 1
-        keep = done & (number >= st.episodes + n_done - _RING)
-        ring = st.ring.at[jnp.where(keep, number % _RING, _RING)].set(ep_return, mode="drop")
-        episodes = st.episodes + n_done
+        ring, episodes = record_episodes(st.ring, st.episodes, ep_return, done)
         env_steps = st.env_steps + c.num_envs
-        mean100 = jnp.sum(ring) / jnp.maximum(jnp.minimum(episodes, _RING), 1)
+        mean100 = ring_mean(ring, episodes)
         if self.reward_threshold is not None:
             newly = (st.solved_at < 0) & (episodes >= _RING) & (mean100 >= self.reward_threshold)
             solved_at = jnp.where(newly, env_steps, st.solved_at)
@@ -247,7 +266,7 @@ class JitTrainer:
         pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
         st = st._replace(pi_params=pi_params, pi_opt=pi_opt, pi_state=pi_state, v_params=v_params,
                          v_opt=v_opt, v_state=v_state, key=key)
-        metrics["mean100"] = jnp.sum(st.ring) / jnp.maximum(jnp.minimum(st.episodes, _RING), 1)
+        metrics["mean100"] = ring_mean(st.ring, st.episodes)
         metrics["episodes"] = st.episodes
         return st, metrics
 
@@ -306,8 +325,8 @@ class JitTrainer:
         run may take up to one chunk more than asked.
         """
         updates = max(1, math.ceil(total_steps / self.steps_per_update))
-        n_chunks = max(1, min(chunks, updates))
-        return math.ceil(updates / n_chunks), n_chunks
+        per_chunk = math.ceil(updates / max(1, min(chunks, updates)))
+        return per_chunk, math.ceil(updates / per_chunk)
 
     def compile(self, updates_per_chunk: int) -> float:
         """Compiles the chunk of ``updates_per_chunk`` updates; returns the seconds it took."""
@@ -382,6 +401,64 @@ class JitTrainer:
             "reward_threshold": self.reward_threshold,
             "config": dataclasses.asdict(self.config),
         }
+
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "engine": "jit", "env_id": self.env_id, "seed": self.seed, "num_seeds": self.num_seeds,
+            "config": dataclasses.asdict(self.config), "state": jax.tree.map(_fetch, self.state),
+            "env_steps": self.env_steps, "updates": self.updates, "compile_s": self.compile_s,
+            "train_seconds": self.train_seconds, "history": self.history,
+        }
+
+    def save(self, path) -> Path:
+        """Writes every run's full state atomically (see :func:`a2c_jax.utils.save_checkpoint`)."""
+        return save_checkpoint(path, self.state_dict())
+
+    @classmethod
+    def load(cls, path, devices: list | None = None) -> JitTrainer:
+        """Rebuilds the runs saved by :meth:`save`, ready to continue (on ``devices``)."""
+        st = load_checkpoint(path)
+        if st.get("engine") != "jit":
+            raise CheckpointError(f"{path} was written by the loop engine, not --engine jit")
+        trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
+                      st["num_seeds"], devices=devices)
+        try:
+            check_same_tree(st["state"], trainer.state, f"{path}: the saved state")
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(str(err)) from None
+        trainer.state = jax.device_put(st["state"], trainer._shardings)
+        trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
+        trainer.compile_s, trainer.train_seconds = st["compile_s"], st["train_seconds"]
+        trainer.history = st["history"]
+        return trainer
+
+    def plot(self, path) -> None:
+        """The mean of the last 100 episodes against env steps, one line per run, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        curves = self.curves()
+        fig, ax = plt.subplots(figsize=(7, 4))
+        if curves:
+            mean100, episodes = curves["mean100"], curves["episodes"]
+            steps = np.arange(1, mean100.shape[1] + 1) * self.steps_per_update
+            for k in range(self.num_seeds):
+                have = episodes[k] > 0
+                ax.plot(steps[have], mean100[k][have], lw=1, label=f"seed {self.seed + k}"
+                        if self.num_seeds <= 8 else None)
+        if self.reward_threshold is not None:
+            ax.axhline(self.reward_threshold, color="grey", ls="--", lw=0.8, label="threshold")
+        ax.set(xlabel="env steps (per run)", ylabel="mean return, last 100 episodes",
+               title=f"{self.env_id}, {self.config.algo}, --engine jit, {self.num_seeds} run(s)")
+        ax.legend(loc="lower right", fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
 
 def _fetch(x) -> np.ndarray:
