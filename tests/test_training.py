@@ -86,7 +86,6 @@ def test_cli_train_writes_its_outputs_and_resumes(tmp_path):
     (["train", "--env", "CartPol-v1"], "unknown env 'CartPol-v1'; did you mean CartPole-v1"),
     (["train", "--env", "CartPole-v1", "--steps", "-1"], "--steps must be >= 0"),
     (["train", "--env", "CartPole-v1", "--out", "/proc/a2c-jax-test"], "cannot write to --out"),
-    (["train", "--env", "CartPole-v1", "--engine", "jit"], "--engine jit is not available"),
     (["eval", "/nonexistent-dir"], "no checkpoint at"),
 ])
 def test_cli_bad_input_is_one_line(argv, message, capsys):

@@ -128,7 +128,7 @@ class JitTrainer:
         num_seeds: independent runs in one compiled program (``vmap``).
         devices: the devices to shard the envs over (default: all of ``jax.devices()``);
             ``num_envs`` must be a multiple of their number.
-        updates_per_chunk: updates per compiled call (default: about a twentieth of the run).
+        env_params: gymnax's env parameters (default: the env's own, which match gymnasium's).
 
     Use :meth:`compile` (optional: :meth:`run` compiles on first use) and :meth:`run`; results
     are in :meth:`summary`, the policy in :attr:`pi` with the parameters of run ``k`` from
@@ -136,11 +136,12 @@ class JitTrainer:
     """
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
-                 devices: list | None = None):
+                 devices: list | None = None, env_params: Any = None):
         if num_seeds < 1:
             raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
         self.env_id, self.config, self.seed, self.num_seeds = env_id, config, seed, num_seeds
-        self.env, self.env_params = make_jax_env(env_id)
+        self.env, default_params = make_jax_env(env_id)
+        self.env_params = default_params if env_params is None else env_params
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         self.pi, self.v = build_functions(probe, config, seed)
@@ -409,6 +410,7 @@ class JitTrainer:
         return {
             "engine": "jit", "env_id": self.env_id, "seed": self.seed, "num_seeds": self.num_seeds,
             "config": dataclasses.asdict(self.config), "state": jax.tree.map(_fetch, self.state),
+            "env_params": jax.device_get(self.env_params),
             "env_steps": self.env_steps, "updates": self.updates, "compile_s": self.compile_s,
             "train_seconds": self.train_seconds, "history": self.history,
         }
@@ -424,7 +426,7 @@ class JitTrainer:
         if st.get("engine") != "jit":
             raise CheckpointError(f"{path} was written by the loop engine, not --engine jit")
         trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
-                      st["num_seeds"], devices=devices)
+                      st["num_seeds"], devices=devices, env_params=st["env_params"])
         try:
             check_same_tree(st["state"], trainer.state, f"{path}: the saved state")
         except (TypeError, ValueError) as err:
