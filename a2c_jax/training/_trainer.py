@@ -99,13 +99,17 @@ def build_updaters(pi: Policy, v: V, config: TrainConfig) -> tuple[SimpleTD, Van
     """The critic's :class:`SimpleTD` (MSE weighted by ``vf_coef``) and the policy objective
     (:class:`VanillaPG` for ``"a2c"``, :class:`PPOClip` for ``"ppo"``, with the entropy bonus)."""
     value_loss = functools.partial(_weighted_mse, config.vf_coef)
-    td = SimpleTD(v, optimizer=_optimizer(config, config.learning_rate), loss_function=value_loss)
+    # gradient clipping by the global norm and rmsprop/adam treat every element alike: they run on
+    # the flat parameter vector without the construction-time check (see BaseUpdater)
+    td = SimpleTD(v, optimizer=_optimizer(config, config.learning_rate), loss_function=value_loss,
+                  flatten_optimizer=True)
     reg = EntropyRegularizer(pi, beta=config.ent_coef) if config.ent_coef > 0 else None
     opt = _optimizer(config, config.learning_rate)
     if config.algo == "ppo":
-        return td, PPOClip(pi, optimizer=opt, regularizer=reg, epsilon=config.clip_epsilon)
+        return td, PPOClip(pi, optimizer=opt, regularizer=reg, epsilon=config.clip_epsilon,
+                           flatten_optimizer=True)
     if config.algo == "a2c":
-        return td, VanillaPG(pi, optimizer=opt, regularizer=reg)
+        return td, VanillaPG(pi, optimizer=opt, regularizer=reg, flatten_optimizer=True)
     raise ValueError(f"unknown algo {config.algo!r}: use 'a2c' or 'ppo'")
 
 
