@@ -27,10 +27,13 @@ class SimpleTD(BaseUpdater):
             ``None`` uses ``v`` itself, with the gradient stopped through the target.
         optimizer: an optax optimizer (default ``optax.adam(1e-3)``).
         loss_function: ``loss(y_true, y_pred, w) -> scalar``; default
-            :func:`a2c_jax.value_losses.mse`. (coax defaults to Huber with ``delta=1``, which caps
-            each sample's gradient at 1: on returns of scale 10 the critic lags, the advantages stay
-            biased, and the coax A2C recipe's policy collapsed far more often; the README has the
-            measurement.) With a ``value_transform`` the regression is in the transformed space.
+            :func:`a2c_jax.value_losses.mse`. With a ``value_transform`` the regression is in the
+            transformed space.
+
+    The TD error returned by :meth:`update` and :meth:`td_error` is always ``G - v(S)``. (coax
+    defaults to Huber with ``delta=1`` and returns ``-B dL/dv(S)`` instead, i.e. ``G - v(S)``
+    clipped to ``[-1, 1]`` under Huber; under MSE the two agree. Huber with the unclipped TD
+    error as the advantage made the coax A2C recipe collapse: the README has the measurements.)
     """
 
     def __init__(self, v: V, v_targ: V | None = None,

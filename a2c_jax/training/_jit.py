@@ -307,6 +307,9 @@ class JitTrainer:
         def one_run(st):
             return jax.lax.scan(self._update, st, None, length=length)
 
+        if self.num_seeds == 1:  # no vmap over a single run: ~10% faster on XLA:CPU
+            out = one_run(jax.tree.map(lambda x: x[0], st))
+            return jax.tree.map(lambda x: x[None], out)
         return jax.vmap(one_run)(st)
 
     # ---- the host side ------------------------------------------------------------------------
