@@ -61,6 +61,8 @@ def whole_command(seed: int, out: Path) -> dict:
 
 
 def in_process(env_id: str, num_seeds: int, steps: int, seed: int = 0) -> dict:
+    import numpy as np
+
     from a2c_jax.training import preset
     from a2c_jax.training._jit import JitTrainer
 
@@ -71,7 +73,8 @@ def in_process(env_id: str, num_seeds: int, steps: int, seed: int = 0) -> dict:
     return {"env": env_id, "algo": algo, "num_seeds": num_seeds, "env_steps_per_run": s["env_steps"],
             "compile_s": s["compile_s"], "train_s": s["wall_s"], "steps_per_s": s["steps_per_s"],
             "solved": sum(x is not None for x in s["solved_at_step"]),
-            "final_mean_return": round(sum(s["final_mean_return"]) / num_seeds, 1),
+            "final_mean_return": round(float(np.mean([x for x in s["final_mean_return"]
+                                                      if x is not None] or [np.nan])), 1),
             "curves": trainer.curves()["mean100"].tolist(), "steps_per_update": trainer.steps_per_update}
 
 

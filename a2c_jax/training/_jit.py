@@ -390,7 +390,11 @@ class JitTrainer:
     def summary(self) -> dict[str, Any]:
         solved = np.asarray(_fetch(self.state.solved_at))
         curves = self.curves()
-        last = curves["mean100"][:, -1] if curves else np.full(self.num_seeds, np.nan)
+        if curves:  # None for a run that has finished no episode yet
+            last = [float(m) if e > 0 else None
+                    for m, e in zip(curves["mean100"][:, -1], curves["episodes"][:, -1])]
+        else:
+            last = [None] * self.num_seeds
         total = self.env_steps * self.num_seeds
         return {
             "env": self.env_id, "algo": self.config.algo, "engine": "jit", "seed": self.seed,
@@ -401,7 +405,7 @@ class JitTrainer:
             "wall_s": round(self.train_seconds, 3),
             "steps_per_s": round(total / max(self.train_seconds, 1e-9), 1),
             "solved_at_step": [None if s < 0 else int(s) for s in solved],
-            "final_mean_return": [float(x) for x in last],
+            "final_mean_return": last,
             "reward_threshold": self.reward_threshold,
             "config": dataclasses.asdict(self.config),
         }
