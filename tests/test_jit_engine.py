@@ -159,7 +159,11 @@ def test_ppo_on_box_actions_runs_under_jit():
     config = small("Pendulum-v1", "ppo", n_steps=32, batch_size=32, n_epochs=2)
     jt = JitTrainer("Pendulum-v1", config, seed=0)
     before = first_run(jt.state.pi_params)
-    jt.run(1024, progress=False, chunks=2)
+    jt.run(512, progress=False, chunks=2)       # 128 steps per env: no 200-step episode ended
+    assert jt.summary()["final_mean_return"] == [None]
+    jt.run(1024, progress=False, chunks=2)      # the same chunk length: no second compilation
+    assert len(jt._compiled) == 1
+    assert jt.summary()["final_mean_return"][0] < 0
     after = first_run(jt.state.pi_params)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(after))
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before),
