@@ -201,7 +201,7 @@ def train_jit(args) -> int:
     solved = summary["solved_at_step"]
     solved_txt = solved[0] if len(solved) == 1 else f"{sum(s is not None for s in solved)}/{len(solved)} runs"
     print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {trainer.env_steps} steps per "
-          f"run in {summary['wall_s']:.2f} s after {summary['compile_s']:.1f} s of compilation "
+          f"run in {summary['wall_s']:.2f} s after {summary['compile_s'] or 0:.1f} s of compilation "
           f"({summary['steps_per_s']:.0f} steps/s over all runs), solved at {solved_txt}, greedy "
           f"eval of seed {args.seed} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
     return 0

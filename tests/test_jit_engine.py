@@ -256,6 +256,17 @@ def test_cli_jit_trains_many_seeds_resumes_and_evaluates(tmp_path, capsys):
     assert "--engine jit, seed 0" in capsys.readouterr().out
 
 
+def test_cli_jit_zero_steps_writes_a_summary(tmp_path):
+    """--steps 0: nothing trained or compiled, yet a summary, a plot and a checkpoint."""
+    out = tmp_path / "zero"
+    assert cli.main(["train", "--env", "CartPole-v1", "--engine", "jit", "--steps", "0", "--out",
+                     str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 0 and summary["compile_s"] is None
+    assert summary["final_mean_return"] == [None] and summary["solved_at_step"] == [None]
+    assert (out / "checkpoint.pkl").exists() and (out / "learning_curve.png").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--env", "LunarLander-v3", "--engine", "jit"],
      "--engine jit needs a JAX-native env; LunarLander-v3 has none (these do: CartPole-v1, "
