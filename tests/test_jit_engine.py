@@ -95,6 +95,52 @@ def test_each_of_many_seeds_is_the_run_of_that_seed_alone():
     assert not np.allclose(*[np.asarray(x) for x in jax.tree.leaves(st_both.pi_params)[0]])
 
 
+def recipe_functions(n_actions=2):
+    """coax's recipe layout: a shared torso, name-scoped heads."""
+    import haiku as hk
+
+    def torso(S, is_training):
+        with hk.experimental.name_scope("torso"):
+            return hk.Sequential([hk.Linear(16), jax.nn.relu, hk.Linear(16), jax.nn.relu])(S)
+
+    def func_v(S, is_training):
+        with hk.experimental.name_scope("v"):
+            head = hk.Sequential([hk.Linear(1, w_init=jnp.zeros), jnp.ravel])
+        return head(torso(S, is_training))
+
+    def func_pi(S, is_training):
+        with hk.experimental.name_scope("pi"):
+            head = hk.Linear(n_actions, w_init=jnp.zeros)
+        return {"logits": head(torso(S, is_training))}
+
+    return func_pi, func_v
+
+
+def test_user_functions_with_a_shared_torso_are_synced_after_every_step():
+    """Your own torso/func_v/func_pi under jit: the engine starts from the parameters Policy/V
+    initialise, and the torso they share is averaged after every update (it stays identical in
+    both, while the heads differ)."""
+    import gymnasium
+
+    import a2c_jax
+
+    func_pi, func_v = recipe_functions()
+    jt = JitTrainer("CartPole-v1", small(), seed=4, func_pi=func_pi, func_v=func_v)
+    assert jt.shares_modules
+    env = gymnasium.make("CartPole-v1")
+    assert_same(first_run(jt.state.pi_params), a2c_jax.Policy(func_pi, env, random_seed=4).params)
+    assert_same(first_run(jt.state.v_params), a2c_jax.V(func_v, env, random_seed=4).params)
+    before = first_run(jt.state.pi_params)
+    jt.run(400, progress=False, chunks=1)
+    pi_p, v_p = first_run(jt.state.pi_params), first_run(jt.state.v_params)
+    torso = [k for k in pi_p if k.startswith("torso")]
+    assert torso and all(k in v_p for k in torso)
+    for k in torso:
+        assert_same(pi_p[k], v_p[k])
+        assert not np.array_equal(pi_p[k]["w"], before[k]["w"])
+    assert not JitTrainer("CartPole-v1", small(), seed=4).shares_modules
+
+
 # ---- episode bookkeeping against a brute-force loop ----------------------------------------------
 
 @given(st.lists(st.lists(st.booleans(), min_size=7, max_size=7), min_size=1, max_size=12),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,9 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core import Policy, V
 from .._core._base import RUN_ONCE, raw_key
 from ..reward_tracing import TransitionBatch, compute_gae
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..utils._sync import _shared_groups, sync_shared_params
 from ..utils._trees import check_same_tree
 from ._presets import TrainConfig
 from ._trainer import _tuples, build_functions, build_updaters
@@ -129,6 +132,10 @@ class JitTrainer:
         devices: the devices to shard the envs over (default: all of ``jax.devices()``);
             ``num_envs`` must be a multiple of their number.
         env_params: gymnax's env parameters (default: the env's own, which match gymnasium's).
+        func_pi, func_v: your own Haiku functions ``func(S, is_training)``, as for
+            :class:`~a2c_jax.Policy` and :class:`~a2c_jax.V` (default: the config's MLPs). When
+            they share modules (a ``torso``), the shared parameters are averaged with
+            :func:`~a2c_jax.utils.sync_shared_params` after every update step.
 
     Use :meth:`compile` (optional: :meth:`run` compiles on first use) and :meth:`run`; results
     are in :meth:`summary`, the policy in :attr:`pi` with the parameters of run ``k`` from
@@ -136,7 +143,8 @@ class JitTrainer:
     """
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
-                 devices: list | None = None, env_params: Any = None):
+                 devices: list | None = None, env_params: Any = None, *,
+                 func_pi: Callable | None = None, func_v: Callable | None = None):
         if num_seeds < 1:
             raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
         self.env_id, self.config, self.seed, self.num_seeds = env_id, config, seed, num_seeds
@@ -144,9 +152,16 @@ class JitTrainer:
         self.env_params = default_params if env_params is None else env_params
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
-        self.pi, self.v = build_functions(probe, config, seed)
+        if func_pi is None or func_v is None:
+            self.pi, self.v = build_functions(probe, config, seed)
+        if func_pi is not None:
+            self.pi = Policy(func_pi, probe, random_seed=seed)
+        if func_v is not None:
+            self.v = V(func_v, probe, random_seed=seed)
         probe.close()
         self.td, self.pg = build_updaters(self.pi, self.v, config)
+        #: whether pi and v share Haiku modules (a torso), averaged after every update step
+        self.shares_modules = bool(_shared_groups((self.pi.params, self.v.params)))
         self._check_spaces()
         self.devices = list(devices) if devices is not None else jax.devices()
         if config.num_envs % len(self.devices):
@@ -282,6 +297,8 @@ class JitTrainer:
             v_params, v_opt, v_state, self.td.hyperparams, k_td, batch, None, None)
         pi_params, pi_opt, pi_state, _, m_pi, _ = self.pg.step_with_state(
             pi_params, pi_opt, pi_state, self.pg.hyperparams, k_pg, batch, adv)
+        if self.shares_modules:  # as the coax recipe does after every batch
+            pi_params, v_params = sync_shared_params(pi_params, v_params)
         return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), {**m_v, **m_pi}
 
     def _updates(self, params, batch, adv, key):
@@ -427,13 +444,18 @@ class JitTrainer:
         return save_checkpoint(path, self.state_dict())
 
     @classmethod
-    def load(cls, path, devices: list | None = None) -> JitTrainer:
-        """Rebuilds the runs saved by :meth:`save`, ready to continue (on ``devices``)."""
+    def load(cls, path, devices: list | None = None, *, func_pi: Callable | None = None,
+             func_v: Callable | None = None) -> JitTrainer:
+        """Rebuilds the runs saved by :meth:`save`, ready to continue (on ``devices``).
+
+        Runs trained with your own ``func_pi``/``func_v`` need the same functions again.
+        """
         st = load_checkpoint(path)
         if st.get("engine") != "jit":
             raise CheckpointError(f"{path} was written by the loop engine, not --engine jit")
         trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
-                      st["num_seeds"], devices=devices, env_params=st["env_params"])
+                      st["num_seeds"], devices=devices, env_params=st["env_params"],
+                      func_pi=func_pi, func_v=func_v)
         try:
             check_same_tree(st["state"], trainer.state, f"{path}: the saved state")
         except (TypeError, ValueError) as err:
