@@ -22,13 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--algo", choices=["a2c", "ppo"], default=None,
                    help="default: the env's preset (a2c, or ppo for Pendulum-v1)")
     t.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="default 0")
     t.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: preset)")
     t.add_argument("--engine", choices=["loop", "jit"], default="loop",
                    help="loop: gymnasium vector envs, one jitted call per step; jit: rollout and "
                         "updates in one compiled program on gymnax's JAX-native envs")
-    t.add_argument("--num-seeds", type=int, default=1,
-                   help="independent runs trained at once in one program (--engine jit)")
+    t.add_argument("--num-seeds", type=int, default=None,
+                   help="independent runs trained at once in one program (--engine jit; default 1)")
     t.add_argument("--async-envs", action="store_true", help="gymnasium AsyncVectorEnv")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
@@ -65,11 +65,11 @@ def train(args) -> int:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
     if args.num_envs is not None and args.num_envs < 1:
         raise UsageError(f"--num-envs must be >= 1, got {args.num_envs}")
-    if args.num_seeds < 1:
+    if args.num_seeds is not None and args.num_seeds < 1:
         raise UsageError(f"--num-seeds must be >= 1, got {args.num_seeds}")
     if args.engine == "jit":
         return train_jit(args)
-    if args.num_seeds != 1:
+    if args.num_seeds not in (None, 1):
         raise UsageError("--num-seeds needs --engine jit (the loop engine trains one run)")
 
     from .training import Trainer, plot_learning_curve
@@ -78,7 +78,8 @@ def train(args) -> int:
 
     algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
     steps = config.total_steps if args.steps is None else args.steps
-    out = args.out or Path("runs") / f"{args.env}-{algo}-{args.seed}"
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}"
     _check_out(out)
     ckpt = out / CHECKPOINT
     if args.resume:
@@ -86,10 +87,10 @@ def train(args) -> int:
             trainer = Trainer.load(ckpt, asynchronous=args.async_envs)
         except CheckpointError as err:
             raise UsageError(str(err)) from None
-        if trainer.env_id != args.env:
-            raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
+        _check_resumed(args, trainer, ckpt)
+        algo = trainer.config.algo
     else:
-        trainer = Trainer(args.env, config, args.seed, asynchronous=args.async_envs)
+        trainer = Trainer(args.env, config, seed, asynchronous=args.async_envs)
 
     from tensorboardX import SummaryWriter
 
@@ -122,11 +123,26 @@ def train(args) -> int:
     plot_learning_curve(trainer, out / "learning_curve.png")
     write_json(out / "summary.json", summary)
     trainer.close()
-    print(f"{args.env} {algo} seed {args.seed}: {summary['env_steps']} steps in "
+    print(f"{args.env} {algo} seed {trainer.seed}: {summary['env_steps']} steps in "
           f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s), solved at "
           f"{summary['solved_at_step']}, mean of last 100 episodes {summary['final_mean_return']}, "
           f"greedy eval {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
     return 0
+
+
+def _check_resumed(args, trainer, ckpt: Path) -> None:
+    """A resumed run keeps its own settings: an option given that contradicts them is an error."""
+    if trainer.env_id != args.env:
+        raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
+    saved = {"--seed": trainer.seed, "--algo": trainer.config.algo,
+             "--num-envs": trainer.config.num_envs,
+             "--num-seeds": getattr(trainer, "num_seeds", 1)}
+    given = {"--seed": args.seed, "--algo": args.algo, "--num-envs": args.num_envs,
+             "--num-seeds": args.num_seeds}
+    for flag, value in given.items():
+        if value is not None and value != saved[flag]:
+            raise UsageError(f"{ckpt} was trained with {flag} {saved[flag]}; drop {flag} "
+                             f"{value} to resume it, or choose another --out")
 
 
 def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
@@ -162,19 +178,21 @@ def train_jit(args) -> int:
 
     algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
     steps = config.total_steps if args.steps is None else args.steps
-    out = args.out or Path("runs") / f"{args.env}-{algo}-{args.seed}-jit"
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}-jit"
     _check_out(out)
     ckpt = out / CHECKPOINT
     t0 = time.perf_counter()
     try:
         if args.resume:
             trainer = JitTrainer.load(ckpt)
-            if trainer.env_id != args.env:
-                raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
         else:
-            trainer = JitTrainer(args.env, config, args.seed, num_seeds=args.num_seeds)
+            trainer = JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1)
     except (CheckpointError, EngineError) as err:
         raise UsageError(str(err)) from None
+    if args.resume:
+        _check_resumed(args, trainer, ckpt)
+        algo = trainer.config.algo
     setup_s = time.perf_counter() - t0
     next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
 
@@ -195,7 +213,7 @@ def train_jit(args) -> int:
     # the trained policy of the first run, replayed greedily in gymnasium's own env
     summary["eval_mean_return"] = evaluate_greedy(trainer.policy(0), args.env,
                                                   config.eval_episodes,
-                                                  first_seed=1_000_000 + 1000 * args.seed)
+                                                  first_seed=1_000_000 + 1000 * trainer.seed)
     trainer.plot(out / "learning_curve.png")
     write_json(out / "summary.json", summary)
     solved = summary["solved_at_step"]
@@ -203,7 +221,7 @@ def train_jit(args) -> int:
     print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {trainer.env_steps} steps per "
           f"run in {summary['wall_s']:.2f} s after {summary['compile_s'] or 0:.1f} s of compilation "
           f"({summary['steps_per_s']:.0f} steps/s over all runs), solved at {solved_txt}, greedy "
-          f"eval of seed {args.seed} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
+          f"eval of seed {trainer.seed} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
     return 0
 
 
@@ -216,10 +234,15 @@ def evaluate(args) -> int:
     path = args.dir / CHECKPOINT
     try:
         if load_checkpoint(path).get("engine") == "jit":
-            from .training._jit import JitTrainer
+            import jax
+
+            from .training._jit import EngineError, JitTrainer
             from .utils import evaluate_greedy
 
-            jit_trainer = JitTrainer.load(path)
+            try:  # evaluation needs no device mesh: one device whatever the run used
+                jit_trainer = JitTrainer.load(path, devices=jax.devices()[:1])
+            except EngineError as err:
+                raise UsageError(str(err)) from None
             mean = evaluate_greedy(jit_trainer.policy(0), jit_trainer.env_id, args.episodes,
                                    first_seed=1_000_000 + 1000 * jit_trainer.seed)
             print(f"{jit_trainer.env_id} (--engine jit, seed {jit_trainer.seed}): mean greedy "

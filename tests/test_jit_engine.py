@@ -21,6 +21,7 @@ from a2c_jax.training._jit import (
     EngineError,
     JitTrainer,
     check_jax_native,
+    means_after_each_episode,
     record_episodes,
     ring_mean,
 )
@@ -90,7 +91,7 @@ def test_each_of_many_seeds_is_the_run_of_that_seed_alone():
     st_alone, _ = jax.jit(alone._chunk, static_argnums=1)(alone.state, 6)
     take = jax.tree.map(lambda x: np.asarray(x)[1], st_both.pi_params)
     assert_close(take, first_run(st_alone.pi_params), rtol=1e-4, atol=1e-5)
-    assert int(st_both.env_steps[1]) == int(st_alone.env_steps[0]) == 6 * 4 * 5
+    assert int(st_both.vector_steps[1]) == int(st_alone.vector_steps[0]) == 6 * 5
     # and the two runs differ from each other
     assert not np.allclose(*[np.asarray(x) for x in jax.tree.leaves(st_both.pi_params)[0]])
 
@@ -154,6 +155,15 @@ def test_record_episodes_keeps_the_last_returns_in_order(dones, size_minus_5):
     every = []
     for t, done in enumerate(dones):
         returns = np.arange(7, dtype=np.float32) + 10.0 * t
+        # the loop trainer's check after each episode, in env order
+        count, means = means_after_each_episode(ring, episodes, jnp.asarray(returns),
+                                                jnp.asarray(done))
+        if sum(done) <= size:  # exact up to a ring's worth of episodes in one step
+            for k in np.flatnonzero(done):
+                every.append(float(returns[k]))
+                assert int(count[k]) == len(every)
+                np.testing.assert_allclose(float(means[k]), np.mean(every[-size:]), rtol=1e-6)
+            every = every[:len(every) - int(sum(done))]
         ring, episodes = record_episodes(ring, episodes, jnp.asarray(returns), jnp.asarray(done))
         every += [float(r) for r, d in zip(returns, done) if d]
         assert int(episodes) == len(every)
@@ -163,16 +173,75 @@ def test_record_episodes_keeps_the_last_returns_in_order(dones, size_minus_5):
             assert float(ring[i % size]) == r
 
 
-def test_solved_at_step_and_mean100_match_a_recount():
-    """After a short run, the device-side counters agree with the returns implied by the ring."""
+def test_solved_at_step_and_mean100_match_the_loop_trainers_count():
+    """solved_at and the mean of the last 100 episodes, kept on the device, against the loop
+    trainer's way of counting (a deque of the last 100 returns, checked after every episode)
+    replayed on the engine's own transitions. The threshold is set between the typical and the
+    best running mean of this random-ish policy, so that it is crossed mid-run."""
+    from collections import deque
+
+    T, E = 1000, 4
+    jt = JitTrainer("CartPole-v1", small(), seed=0)
+    st0 = jax.tree.map(lambda x: x[0], jt.state)
+    _, tr = jax.jit(lambda s: jax.lax.scan(jt._env_step, s, None, length=T))(st0)
+    R, term, trunc = (np.asarray(tr[i]) for i in (3, 4, 5))
+
+    def loop_count(threshold):
+        ep, recent, every, solved = np.zeros(E), deque(maxlen=100), [], None
+        means = []
+        for t in range(T):
+            ep += R[t]
+            for k in np.flatnonzero(term[t] | trunc[t]):
+                every.append(float(ep[k]))
+                recent.append(float(ep[k]))
+                ep[k] = 0.0
+                if len(recent) == 100:
+                    means.append(np.mean(recent))
+                    if solved is None and np.mean(recent) >= threshold:
+                        solved = (t + 1) * E
+        return solved, every, means
+
+    _, every, means = loop_count(np.inf)
+    assert len(every) > 130
+    threshold = float(0.5 * (np.median(means) + np.max(means)))
+    solved, _, _ = loop_count(threshold)
+    assert solved is not None
+    jt.reward_threshold = threshold   # a Python constant of the trace: set before tracing
+    st_n, _ = jax.jit(lambda s: jax.lax.scan(jt._env_step, s, None, length=T))(st0)
+    assert int(st_n.solved_at) * E == solved
+    assert int(st_n.episodes) == len(every)
+    assert float(ring_mean(st_n.ring, st_n.episodes)) == pytest.approx(np.mean(every[-100:]))
+
+
+def test_counters_after_a_run():
     jt = JitTrainer("CartPole-v1", small(), seed=0)
     jt.run(4000, progress=False, chunks=2)
     curves = jt.curves()
     assert curves["mean100"].shape == (1, jt.updates)
-    assert int(jt.state.env_steps[0]) == jt.env_steps == jt.updates * jt.steps_per_update
+    assert int(jt.state.vector_steps[0]) * 4 == jt.env_steps == jt.updates * jt.steps_per_update
     assert int(curves["episodes"][0, -1]) == int(jt.state.episodes[0]) > 0
-    n = min(int(jt.state.episodes[0]), 100)
-    assert curves["mean100"][0, -1] == pytest.approx(float(np.asarray(jt.state.ring[0]).sum() / n))
+
+
+def test_an_interrupt_while_waiting_leaves_a_consistent_state(monkeypatch):
+    """Ctrl-C while the host waits for a chunk: the chunk has run on the device, so it is
+    counted before the KeyboardInterrupt goes on (a checkpoint saved then is whole)."""
+    from a2c_jax.training import _jit
+
+    jt = JitTrainer("CartPole-v1", small(), seed=0)
+    real, calls = _jit._fetch, []
+
+    def interrupted_once(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(x)
+
+    monkeypatch.setattr(_jit, "_fetch", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        jt.run(2000, progress=False, chunks=2)
+    assert jt.env_steps == jt.updates * jt.steps_per_update > 0
+    assert int(jt.state.vector_steps[0]) * 4 == jt.env_steps
+    assert len(jt.history["mean100"]) == 1
 
 
 # ---- learning, resumption, devices ------------------------------------------------------------------
@@ -327,6 +396,28 @@ def test_cli_jit_bad_input_is_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("a2c-jax: error:") and message in err[0]
+
+
+def test_cli_resume_refuses_contradicting_options_and_the_other_engine(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--env", "CartPole-v1", "--steps", "400", "--num-envs", "4", "--out", str(out),
+            "--no-progress"]
+    assert cli.main(base + ["--engine", "jit"]) == 0
+    capsys.readouterr()
+    assert cli.main(base + ["--engine", "jit", "--resume", "--seed", "9"]) == 2
+    assert cli.main(base + ["--engine", "jit", "--resume", "--num-seeds", "3"]) == 2
+    assert cli.main(base + ["--resume"]) == 2           # the loop engine on a jit checkpoint
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(ln.startswith("a2c-jax: error:") for ln in err)
+    assert "was trained with --seed 0; drop --seed 9" in err[0]
+    assert "was trained with --num-seeds 1; drop --num-seeds 3" in err[1]
+    assert "written by --engine jit" in err[2]
+
+
+def test_run_refuses_more_vector_steps_than_the_device_counters_hold():
+    jt = JitTrainer("CartPole-v1", small(), seed=0)
+    with pytest.raises(EngineError, match="2\\*\\*31"):
+        jt.run(2**31 * 4, progress=False)
 
 
 def test_check_jax_native_raises_for_other_envs():

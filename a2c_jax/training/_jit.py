@@ -16,7 +16,9 @@ pure steps of :class:`~a2c_jax.td_learning.SimpleTD` and the policy objective
   :class:`jax.sharding.Mesh` (axis ``"envs"``) and everything else is replicated. The losses are
   means over the global batch, so the compiler's partitioning sums the per-device gradients:
   every device applies the same averaged gradient, and the result equals one device running the
-  whole batch, up to float reassociation.
+  whole batch, up to float reassociation. Rollouts and whole-batch updates (A2C) are split over
+  the devices; PPO's shuffled minibatches draw from every device's envs, so the compiler gathers
+  the rollout and each device computes the minibatch updates in full (correct, not faster).
 
 Episode statistics are kept on the device, per run: the last 100 returns in a ring (the same
 "mean of the last 100 episodes" as the loop trainer), the number of finished episodes, and the
@@ -91,6 +93,20 @@ def record_episodes(ring, episodes, returns, done):
     return ring, episodes + n_done
 
 
+def means_after_each_episode(ring, episodes, returns, done):
+    """Pure: for each env whose episode ended (``done``), the number of finished episodes and the
+    mean of the last ``len(ring)`` returns right after that episode is counted, in env order (the
+    loop trainer's check after every episode). Entries where ``done`` is False are meaningless.
+    Exact while at most ``len(ring)`` episodes end in one step.
+    """
+    size = ring.shape[0]
+    number = episodes + jnp.cumsum(done, dtype=jnp.int32) - 1          # this episode's number
+    evicted = jnp.where(number >= size, ring[number % size], 0.0)       # the return it replaces
+    total = jnp.sum(ring) + jnp.cumsum(jnp.where(done, returns - evicted, 0.0))
+    count = number + 1
+    return count, total / jnp.minimum(count, size)
+
+
 def ring_mean(ring, episodes):
     """The mean of the last ``min(episodes, len(ring))`` returns (0 before the first episode);
     unwritten slots hold zeros."""
@@ -112,8 +128,8 @@ class EngineState(NamedTuple):
     ep_return: Any        # [num_envs] return so far of the running episodes
     ring: Any             # [100] the last 100 finished returns (slot = episode number % 100)
     episodes: Any         # [] finished episodes
-    env_steps: Any        # [] env steps taken
-    solved_at: Any        # [] env step at which the mean of the last 100 reached the threshold, -1
+    vector_steps: Any     # [] vector steps taken (env steps / num_envs: int32 lasts 2**31 of them)
+    solved_at: Any        # [] vector step at which the mean of the last 100 reached the threshold, -1
 
 
 def _env_fields() -> tuple[str, ...]:
@@ -202,7 +218,7 @@ class JitTrainer:
             v_params=v_params, v_state=v_state, v_opt=self.td._optimizer.init(v_params),
             env_state=env_state, obs=obs, key=key,
             ep_return=jnp.zeros(c.num_envs, jnp.float32), ring=jnp.zeros(_RING, jnp.float32),
-            episodes=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32),
+            episodes=jnp.zeros((), jnp.int32), vector_steps=jnp.zeros((), jnp.int32),
             solved_at=jnp.full((), -1, jnp.int32))
 
     def _init_state(self) -> EngineState:
@@ -245,17 +261,17 @@ class JitTrainer:
         trunc = jnp.asarray(trunc, bool) & ~term
         done = term | trunc
         ep_return = st.ep_return + r
-        ring, episodes = record_episodes(st.ring, st.episodes, ep_return, done)
-        env_steps = st.env_steps + c.num_envs
-        mean100 = ring_mean(ring, episodes)
+        vector_steps = st.vector_steps + 1
+        solved_at = st.solved_at
         if self.reward_threshold is not None:
-            newly = (st.solved_at < 0) & (episodes >= _RING) & (mean100 >= self.reward_threshold)
-            solved_at = jnp.where(newly, env_steps, st.solved_at)
-        else:
-            solved_at = st.solved_at
+            # checked after each episode, in env order, as the loop trainer does
+            count, means = means_after_each_episode(st.ring, st.episodes, ep_return, done)
+            reached = jnp.any(done & (count >= _RING) & (means >= self.reward_threshold))
+            solved_at = jnp.where((solved_at < 0) & reached, vector_steps, solved_at)
+        ring, episodes = record_episodes(st.ring, st.episodes, ep_return, done)
         transition = (st.obs, A, logP, r, term, trunc, info["final_observation"])
         st = st._replace(env_state=env_state, obs=obs, key=key, ep_return=jnp.where(done, 0.0, ep_return),
-                         ring=ring, episodes=episodes, env_steps=env_steps, solved_at=solved_at)
+                         ring=ring, episodes=episodes, vector_steps=vector_steps, solved_at=solved_at)
         return st, transition
 
     def _update(self, st: EngineState, _):
@@ -315,10 +331,10 @@ class JitTrainer:
             mbs = jax.tree.map(lambda x: x[order], (batch, adv))
             params, metrics = jax.lax.scan(self._minibatch, params,
                                            (*mbs, jax.random.split(k_mb, num_mb)))
-            return params, jax.tree.map(lambda m: m[-1], metrics)
+            return params, _last(metrics)
 
         params, metrics = jax.lax.scan(epoch, params, jax.random.split(key, max(1, c.n_epochs)))
-        return params, jax.tree.map(lambda m: m[-1], metrics)
+        return params, _last(metrics)
 
     def _chunk(self, st: EngineState, length: int):
         def one_run(st):
@@ -364,6 +380,11 @@ class JitTrainer:
         per_chunk, n_chunks = self.plan(total_steps - self.env_steps, chunks)
         if total_steps <= self.env_steps:
             return
+        vector_steps = (self.env_steps + n_chunks * per_chunk * self.steps_per_update) \
+            // self.config.num_envs
+        if vector_steps >= 2**31:
+            raise EngineError(f"{total_steps} env steps per run is {vector_steps} vector steps; "
+                              "the device-side counters hold at most 2**31 - 1 (use more envs)")
         if per_chunk not in self._compiled:
             self.compile(per_chunk)
         fn = self._compiled[per_chunk]
@@ -373,19 +394,26 @@ class JitTrainer:
         try:
             for _ in range(n_chunks):
                 t0 = time.perf_counter()
-                self.state, metrics = fn(self.state)
-                metrics = jax.tree.map(_fetch, metrics)   # waits for the chunk: timing is honest
-                self.train_seconds += time.perf_counter() - t0
-                self.updates += per_chunk
-                self.env_steps += per_chunk * self.steps_per_update
-                for k, val in metrics.items():
-                    self.history.setdefault(k, []).append(val)
+                self.state, metrics = fn(self.state)   # the old state's buffers are donated
+                try:
+                    metrics = jax.tree.map(_fetch, metrics)   # waits for the chunk: honest timing
+                except KeyboardInterrupt:  # the chunk ran: count it, so a saved state is whole
+                    self._count_chunk(jax.tree.map(_fetch, metrics), per_chunk, t0)
+                    raise
+                self._count_chunk(metrics, per_chunk, t0)
                 bar.update(per_chunk * self.steps_per_update * self.num_seeds)
                 bar.set_postfix(mean100=f"{np.mean(metrics['mean100'][:, -1]):.1f}", refresh=False)
                 if on_chunk is not None:
                     on_chunk(self, metrics)
         finally:
             bar.close()
+
+    def _count_chunk(self, metrics, per_chunk: int, t0: float) -> None:
+        self.train_seconds += time.perf_counter() - t0
+        self.updates += per_chunk
+        self.env_steps += per_chunk * self.steps_per_update
+        for k, val in metrics.items():
+            self.history.setdefault(k, []).append(val)
 
     # ---- results ------------------------------------------------------------------------------
 
@@ -395,13 +423,17 @@ class JitTrainer:
 
     def params(self, run: int = 0) -> tuple[Any, Any]:
         """``(pi_params, v_params)`` of run ``run``, on the host."""
-        take = jax.tree.map(lambda x: np.asarray(_fetch(x))[run], (self.state.pi_params,
-                                                                   self.state.v_params))
-        return take
+        return self._take(run, (self.state.pi_params, self.state.v_params))
+
+    def _take(self, run: int, tree):
+        if not 0 <= run < self.num_seeds:
+            raise IndexError(f"run {run} out of range: {self.num_seeds} run(s)")
+        return jax.tree.map(lambda x: np.asarray(_fetch(x))[run], tree)
 
     def policy(self, run: int = 0):
-        """The :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters."""
-        self.pi.params = jax.device_put(self.params(run)[0])
+        """The :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state."""
+        params, state = self._take(run, (self.state.pi_params, self.state.pi_state))
+        self.pi.params, self.pi.function_state = jax.device_put(params), jax.device_put(state)
         return self.pi
 
     def summary(self) -> dict[str, Any]:
@@ -421,7 +453,7 @@ class JitTrainer:
             "compile_s": None if self.compile_s is None else round(self.compile_s, 3),
             "wall_s": round(self.train_seconds, 3),
             "steps_per_s": round(total / max(self.train_seconds, 1e-9), 1),
-            "solved_at_step": [None if s < 0 else int(s) for s in solved],
+            "solved_at_step": [None if s < 0 else int(s) * self.config.num_envs for s in solved],
             "final_mean_return": last,
             "reward_threshold": self.reward_threshold,
             "config": dataclasses.asdict(self.config),
@@ -431,6 +463,9 @@ class JitTrainer:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        if not all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(self.state)):
+            raise EngineError("checkpoints of a run sharded over several hosts are not supported: "
+                              "this process holds only its own envs")
         return {
             "engine": "jit", "env_id": self.env_id, "seed": self.seed, "num_seeds": self.num_seeds,
             "config": dataclasses.asdict(self.config), "state": jax.tree.map(_fetch, self.state),
@@ -490,6 +525,11 @@ class JitTrainer:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def _last(metrics: dict) -> dict:
+    """The metrics of the last minibatch, except ``*/skipped``: 1 if any step was skipped."""
+    return {k: jnp.max(m) if k.endswith("/skipped") else m[-1] for k, m in metrics.items()}
 
 
 def _fetch(x) -> np.ndarray:

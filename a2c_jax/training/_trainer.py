@@ -32,7 +32,7 @@ from ..policy_objectives import PPOClip, VanillaPG
 from ..regularizers import EntropyRegularizer
 from ..reward_tracing import TransitionBatch, compute_gae
 from ..td_learning import SimpleTD
-from ..utils._checkpoint import load_checkpoint, save_checkpoint
+from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..utils._evaluate import evaluate_greedy
 from ..value_losses import mse
 from ._presets import TrainConfig
@@ -288,6 +288,8 @@ class Trainer:
         from a reset seeded by the step count.
         """
         st = load_checkpoint(path)
+        if st.get("engine") == "jit":
+            raise CheckpointError(f"{path} was written by --engine jit; resume it with --engine jit")
         trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
                       asynchronous=asynchronous)
         put = jax.device_put
