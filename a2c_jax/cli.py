@@ -195,8 +195,23 @@ def train_jit(args) -> int:
         algo = trainer.config.algo
     setup_s = time.perf_counter() - t0
     next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
+    from tensorboardX import SummaryWriter
+
+    # one TensorBoard run per seed (tensorboard/seed_S); the losses of the first run only
+    writers = [SummaryWriter(str(out / "tensorboard" / f"seed_{trainer.seed + k}"))
+               for k in range(trainer.num_seeds)]
 
     def on_chunk(tr, metrics):
+        n = metrics["mean100"].shape[1]
+        first = tr.updates - n
+        for i in sorted({*range(0, n, max(1, n // 25)), n - 1}):  # ~500 points per run
+            step = (first + i + 1) * tr.steps_per_update
+            for k, w in enumerate(writers):
+                if metrics["episodes"][k, i] > 0:
+                    w.add_scalar("episode/mean100", metrics["mean100"][k, i], step)
+            for key, val in metrics.items():
+                if "/" in key:
+                    writers[0].add_scalar(key, val[0, i], step)
         if next_ckpt[0] is not None and tr.env_steps >= next_ckpt[0]:
             tr.save(ckpt)
             next_ckpt[0] = tr.env_steps + args.checkpoint_every
@@ -207,6 +222,9 @@ def train_jit(args) -> int:
         trainer.save(ckpt)
         print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
         return 130
+    finally:
+        for w in writers:
+            w.close()
     trainer.save(ckpt)
     summary = trainer.summary()
     summary["setup_s"] = round(setup_s, 3)
@@ -216,7 +234,7 @@ def train_jit(args) -> int:
                                                   first_seed=1_000_000 + 1000 * trainer.seed)
     trainer.plot(out / "learning_curve.png")
     write_json(out / "summary.json", summary)
-    solved = summary["solved_at_step"]
+    solved = [r["solved_at_step"] for r in summary["runs"]]
     solved_txt = solved[0] if len(solved) == 1 else f"{sum(s is not None for s in solved)}/{len(solved)} runs"
     print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {trainer.env_steps} steps per "
           f"run in {summary['wall_s']:.2f} s after {summary['compile_s'] or 0:.1f} s of compilation "

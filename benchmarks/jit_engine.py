@@ -52,12 +52,12 @@ def whole_command(seed: int, out: Path) -> dict:
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     s = json.loads((out / "summary.json").read_text())
-    solved = s["solved_at_step"][0]
+    solved = s["solved_at_step"]
     return {"seed": seed, "command_s": round(wall, 2), "setup_s": s["setup_s"],
             "compile_s": s["compile_s"], "train_s": s["wall_s"], "steps_per_s": s["steps_per_s"],
             "env_steps": s["env_steps"], "solved_at_step": solved,
             "time_to_solve_s": None if solved is None else round(solved / s["steps_per_s"], 3),
-            "final_mean_return": s["final_mean_return"][0], "eval_mean_return": s["eval_mean_return"]}
+            "final_mean_return": s["final_mean_return"], "eval_mean_return": s["eval_mean_return"]}
 
 
 def in_process(env_id: str, num_seeds: int, steps: int, seed: int = 0) -> dict:
@@ -72,9 +72,10 @@ def in_process(env_id: str, num_seeds: int, steps: int, seed: int = 0) -> dict:
     s = trainer.summary()
     return {"env": env_id, "algo": algo, "num_seeds": num_seeds, "env_steps_per_run": s["env_steps"],
             "compile_s": s["compile_s"], "train_s": s["wall_s"], "steps_per_s": s["steps_per_s"],
-            "solved": sum(x is not None for x in s["solved_at_step"]),
-            "final_mean_return": round(float(np.mean([x for x in s["final_mean_return"]
-                                                      if x is not None] or [np.nan])), 1),
+            "solved": sum(r["solved_at_step"] is not None for r in s["runs"]),
+            "final_mean_return": round(float(np.mean([r["final_mean_return"] for r in s["runs"]
+                                                      if r["final_mean_return"] is not None]
+                                                     or [np.nan])), 1),
             "curves": trainer.curves()["mean100"].tolist(), "steps_per_update": trainer.steps_per_update}
 
 

@@ -252,7 +252,7 @@ def test_zoo_cartpole_is_solved_within_500k_steps():
     jt = JitTrainer("CartPole-v1", preset("CartPole-v1", "a2c"), seed=0)
     jt.run(500_000, progress=False)
     summary = jt.summary()
-    assert summary["solved_at_step"][0] is not None and summary["solved_at_step"][0] <= 500_000
+    assert summary["solved_at_step"] is not None and summary["solved_at_step"] <= 500_000
     assert summary["compile_s"] > 0 and summary["steps_per_s"] > 0
 
 
@@ -275,15 +275,15 @@ def test_ppo_on_box_actions_runs_under_jit():
     jt = JitTrainer("Pendulum-v1", config, seed=0)
     before = first_run(jt.state.pi_params)
     jt.run(512, progress=False, chunks=2)       # 128 steps per env: no 200-step episode ended
-    assert jt.summary()["final_mean_return"] == [None]
+    assert jt.summary()["final_mean_return"] is None
     jt.run(1024, progress=False, chunks=2)      # the same chunk length: no second compilation
     assert len(jt._compiled) == 1
-    assert jt.summary()["final_mean_return"][0] < 0
+    assert jt.summary()["final_mean_return"] < 0
     after = first_run(jt.state.pi_params)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(after))
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before),
                                                         jax.tree.leaves(after)))
-    assert jt.summary()["solved_at_step"] == [None]  # Pendulum has no reward threshold
+    assert jt.summary()["solved_at_step"] is None  # Pendulum has no reward threshold
 
 
 @pytest.mark.parametrize("env_id", JAX_NATIVE_ENVS)
@@ -362,9 +362,15 @@ def test_cli_jit_trains_many_seeds_resumes_and_evaluates(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "jit" and summary["num_seeds"] == 2
     assert summary["env_steps"] >= 2000 and summary["env_steps_all_seeds"] == 2 * summary["env_steps"]
-    assert summary["compile_s"] > 0 and len(summary["solved_at_step"]) == 2
+    assert summary["compile_s"] > 0 and [r["seed"] for r in summary["runs"]] == [0, 1]
+    for key in ("env", "algo", "engine", "seed", "env_steps", "wall_s", "steps_per_s",
+                "solved_at_step", "final_mean_return", "eval_mean_return"):  # API.md's minimum
+        assert key in summary
+    assert summary["solved_at_step"] == summary["runs"][0]["solved_at_step"]
     assert np.isfinite(summary["eval_mean_return"])
     assert (out / "learning_curve.png").stat().st_size > 0
+    for seed in (0, 1):  # one TensorBoard run per seed
+        assert any((out / "tensorboard" / f"seed_{seed}").glob("events.out.tfevents.*"))
     assert cli.main([("4000" if a == "2000" else a) for a in argv] + ["--resume"]) == 0
     assert json.loads((out / "summary.json").read_text())["env_steps"] >= 4000
     assert cli.main(["eval", str(out), "--episodes", "1"]) == 0
@@ -378,7 +384,7 @@ def test_cli_jit_zero_steps_writes_a_summary(tmp_path):
                      str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 0 and summary["compile_s"] is None
-    assert summary["final_mean_return"] == [None] and summary["solved_at_step"] == [None]
+    assert summary["final_mean_return"] is None and summary["solved_at_step"] is None
     assert (out / "checkpoint.pkl").exists() and (out / "learning_curve.png").exists()
 
 

@@ -437,7 +437,8 @@ class JitTrainer:
         return self.pi
 
     def summary(self) -> dict[str, Any]:
-        solved = np.asarray(_fetch(self.state.solved_at))
+        solved_at = [None if s < 0 else int(s) * self.config.num_envs
+                     for s in np.asarray(_fetch(self.state.solved_at))]
         curves = self.curves()
         if curves:  # None for a run that has finished no episode yet
             last = [float(m) if e > 0 else None
@@ -453,8 +454,10 @@ class JitTrainer:
             "compile_s": None if self.compile_s is None else round(self.compile_s, 3),
             "wall_s": round(self.train_seconds, 3),
             "steps_per_s": round(total / max(self.train_seconds, 1e-9), 1),
-            "solved_at_step": [None if s < 0 else int(s) * self.config.num_envs for s in solved],
-            "final_mean_return": last,
+            # the first run's (seed ``seed``), as the loop trainer reports them; every run below
+            "solved_at_step": solved_at[0], "final_mean_return": last[0],
+            "runs": [{"seed": self.seed + k, "solved_at_step": solved_at[k],
+                      "final_mean_return": last[k]} for k in range(self.num_seeds)],
             "reward_threshold": self.reward_threshold,
             "config": dataclasses.asdict(self.config),
         }
