@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -386,7 +387,12 @@ class JitTrainer:
             raise EngineError(f"{total_steps} env steps per run is {vector_steps} vector steps; "
                               "the device-side counters hold at most 2**31 - 1 (use more envs)")
         if per_chunk not in self._compiled:
-            self.compile(per_chunk)
+            if progress:
+                print(f"compiling {per_chunk} updates x {self.num_seeds} run(s) into one program...",
+                      end=" ", file=sys.stderr, flush=True)
+            seconds = self.compile(per_chunk)
+            if progress:
+                print(f"{seconds:.1f} s", file=sys.stderr, flush=True)
         fn = self._compiled[per_chunk]
         bar = tqdm(total=n_chunks * per_chunk * self.steps_per_update * self.num_seeds,
                    unit="step", unit_scale=True, disable=not progress, mininterval=0.5,
