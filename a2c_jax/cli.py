@@ -76,12 +76,7 @@ def train(args) -> int:
     from .training._trainer import write_json
     from .utils import CheckpointError
 
-    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
-    steps = config.total_steps if args.steps is None else args.steps
-    seed = 0 if args.seed is None else args.seed
-    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}"
-    _check_out(out)
-    ckpt = out / CHECKPOINT
+    algo, config, steps, seed, out, ckpt = _run_settings(args, "")
     if args.resume:
         try:
             trainer = Trainer.load(ckpt, asynchronous=args.async_envs)
@@ -145,6 +140,17 @@ def _check_resumed(args, trainer, ckpt: Path) -> None:
                              f"{value} to resume it, or choose another --out")
 
 
+def _run_settings(args, suffix: str):
+    """``(algo, config, steps, seed, out, checkpoint)`` of a new run from the command's options;
+    the output directory is checked for writing."""
+    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
+    steps = config.total_steps if args.steps is None else args.steps
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}{suffix}"
+    _check_out(out)
+    return algo, config, steps, seed, out, out / CHECKPOINT
+
+
 def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
     import gymnasium
 
@@ -176,12 +182,7 @@ def train_jit(args) -> int:
     from .training._trainer import write_json
     from .utils import CheckpointError, evaluate_greedy
 
-    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
-    steps = config.total_steps if args.steps is None else args.steps
-    seed = 0 if args.seed is None else args.seed
-    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}-jit"
-    _check_out(out)
-    ckpt = out / CHECKPOINT
+    algo, config, steps, seed, out, ckpt = _run_settings(args, "-jit")
     t0 = time.perf_counter()
     try:
         if args.resume:
