@@ -154,9 +154,8 @@ class JitTrainer:
             they share modules (a ``torso``), the shared parameters are averaged with
             :func:`~a2c_jax.utils.sync_shared_params` after every update step.
 
-    Use :meth:`compile` (optional: :meth:`run` compiles on first use) and :meth:`run`; results
-    are in :meth:`summary`, the policy in :attr:`pi` with the parameters of run ``k`` from
-    :meth:`params`.
+    Use :meth:`run` (it compiles on first use; :meth:`compile` does it ahead); results are in
+    :meth:`summary` and :meth:`curves`, run ``k``'s trained policy is :meth:`policy(k) <policy>`.
     """
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
@@ -204,13 +203,13 @@ class JitTrainer:
 
     def _init_one(self, seed):
         """The initial state of one run (pure; vmapped over the runs' seeds)."""
-        init_keys, key = seed
+        init_key, key = seed
         pi, v, c = self.pi, self.v, self.config
-        # the same keys as Policy/V(random_seed=seed + k): identical initial parameters
+        # Policy and V(random_seed=s) both initialise from raw_key(s, 0): identical parameters
         example = jnp.zeros((1, *pi.observation_space.shape), jnp.float32)
-        pi_params, pi_state = pi._transformed.init(init_keys[0], pi.observation_preprocessor(example),
+        pi_params, pi_state = pi._transformed.init(init_key, pi.observation_preprocessor(example),
                                                    True)
-        v_params, v_state = v._transformed.init(init_keys[1], v.observation_preprocessor(example), True)
+        v_params, v_state = v._transformed.init(init_key, v.observation_preprocessor(example), True)
         key, reset_key = jax.random.split(key)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(reset_key, c.num_envs), self.env_params)
@@ -224,8 +223,7 @@ class JitTrainer:
 
     def _init_state(self) -> EngineState:
         seeds = [self.seed + k for k in range(self.num_seeds)]
-        init_keys = np.stack([np.stack([raw_key(s, 0), raw_key(s, 0)]) for s in seeds])
-        # Policy and V with random_seed=s both initialise from raw_key(s, 0)
+        init_keys = np.stack([np.asarray(raw_key(s, 0)) for s in seeds])
         keys = np.stack([np.asarray(raw_key(s, _KEY_STREAM)) for s in seeds])
         init = jax.jit(jax.vmap(self._init_one), out_shardings=self._shardings,
                        compiler_options=RUN_ONCE)
@@ -240,7 +238,7 @@ class JitTrainer:
         replicated = NamedSharding(mesh, PartitionSpec())
         by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))  # [runs, envs, ...]
         shapes = jax.eval_shape(jax.vmap(self._init_one), (
-            jax.ShapeDtypeStruct((self.num_seeds, 2, 2), jnp.uint32),
+            jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32),
             jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32)))
         fields = {name: jax.tree.map(lambda _: by_env if name in _env_fields() else replicated,
                                      getattr(shapes, name))
