@@ -22,6 +22,7 @@ from a2c_jax.training._jit import (
     JitTrainer,
     check_jax_native,
     means_after_each_episode,
+    minibatches,
     record_episodes,
     ring_mean,
 )
@@ -140,6 +141,29 @@ def test_user_functions_with_a_shared_torso_are_synced_after_every_step():
         assert_same(pi_p[k], v_p[k])
         assert not np.array_equal(pi_p[k]["w"], before[k]["w"])
     assert not JitTrainer("CartPole-v1", small(), seed=4).shares_modules
+
+
+@pytest.mark.parametrize("E, T, size, stratified", [
+    (4, 8, 16, True),    # 2 minibatches of 4 steps from every env
+    (4, 6, 6, False),    # 4 minibatches do not divide 6 steps: one shuffle of all 24
+    (3, 8, 7, False),    # 7 does not divide 24: 3 minibatches, 3 steps dropped
+])
+def test_minibatches_cover_the_rollout_once(E, T, size, stratified):
+    """Each transition at most once per epoch (exactly once when nothing is dropped), and when
+    stratified every minibatch holds the same number of steps of every env, env-major."""
+    idx = jnp.arange(E * T).reshape(E, T)
+    mbs = np.asarray(minibatches({"idx": idx}, jax.random.PRNGKey(0), size)["idx"])
+    num_mb = E * T // size
+    assert mbs.shape == (num_mb, size)
+    seen = mbs.ravel()
+    assert len(set(seen.tolist())) == len(seen) == num_mb * size
+    if stratified:
+        for mb in mbs:
+            env = mb // T
+            assert np.array_equal(env, np.repeat(np.arange(E), size // E))   # env-major blocks
+    # a different key shuffles differently
+    other = np.asarray(minibatches({"idx": idx}, jax.random.PRNGKey(1), size)["idx"])
+    assert not np.array_equal(mbs, other)
 
 
 # ---- episode bookkeeping against a brute-force loop ----------------------------------------------
@@ -302,11 +326,11 @@ def test_jax_native_envs_have_gymnasium_spaces(env_id):
     ref.close()
 
 
-TWO_DEVICES = textwrap.dedent("""
+TWO_DEVICES = textwrap.dedent(r"""
     import os
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     os.environ["JAX_PLATFORMS"] = "cpu"
-    import json, jax, numpy as np
+    import json, math, re, jax, numpy as np
     from a2c_jax.training import preset
     from a2c_jax.training._jit import JitTrainer, EngineError
     assert len(jax.devices()) == 2, jax.devices()
@@ -327,6 +351,13 @@ TWO_DEVICES = textwrap.dedent("""
             "params_devices": len(jax.tree.leaves(two.state.pi_params)[0].sharding.device_set),
             "episodes": [int(one.state.episodes[0]), int(two.state.episodes[0])],
         }
+        # the traffic between devices in the compiled program: no rollout moves
+        hlo = next(iter(two._compiled.values())).as_text()
+        gathered = [math.prod(int(d) for d in m.group(1).split(",") if d)
+                    for m in re.finditer(r"= \w+\[([\d,]*)\][^ ]* all-gather\(", hlo)]
+        out[algo]["largest_all_gather"] = max(gathered, default=0)
+        out[algo]["all_to_all"] = len(re.findall(r" all-to-all\(", hlo))
+        out[algo]["all_reduce"] = len(re.findall(r" all-reduce\(", hlo))
     try:
         JitTrainer("CartPole-v1", preset("CartPole-v1", "a2c").replace(num_envs=3))
     except EngineError as err:
@@ -349,6 +380,8 @@ def test_two_devices_give_the_parameters_of_one_device():
         assert r["params_devices"] == 2                                # replicated
         assert r["episodes"][0] == r["episodes"][1] > 0
         assert r["max_abs_diff"] <= 1e-5 * max(1.0, r["max_abs"]), r
+        # only per-env episode counters are gathered (4 envs); gradients are all-reduced
+        assert r["largest_all_gather"] <= 4 and r["all_to_all"] == 0 and r["all_reduce"] > 0, r
     assert "num_envs (3) must be a multiple of the number of devices (2)" in out["error"]
 
 

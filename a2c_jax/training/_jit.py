@@ -16,9 +16,12 @@ pure steps of :class:`~a2c_jax.td_learning.SimpleTD` and the policy objective
   :class:`jax.sharding.Mesh` (axis ``"envs"``) and everything else is replicated. The losses are
   means over the global batch, so the compiler's partitioning sums the per-device gradients:
   every device applies the same averaged gradient, and the result equals one device running the
-  whole batch, up to float reassociation. Rollouts and whole-batch updates (A2C) are split over
-  the devices; PPO's shuffled minibatches draw from every device's envs, so the compiler gathers
-  the rollout and each device computes the minibatch updates in full (correct, not faster).
+  whole batch, up to float reassociation. The rollout is kept env-major (``[envs, steps]``), so
+  each device's share stays one contiguous block, and PPO's minibatches are stratified by env
+  (:func:`minibatches`): every device works on its own envs, and the only traffic per update is
+  one all-reduce of the gradients (plus a few scalars for the episode counters). When the
+  minibatches cannot be stratified, they are drawn from the whole rollout: still correct, but the
+  rollout is gathered onto every device.
 
 Episode statistics are kept on the device, per run: the last 100 returns in a ring (the same
 "mean of the last 100 episodes" as the loop trainer), the number of finished episodes, and the
@@ -28,6 +31,7 @@ env step at which that mean first reached the env's reward threshold.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -279,21 +283,23 @@ class JitTrainer:
         T, E = c.n_steps, c.num_envs
         st, (S, A, logP, R, term, trunc, finals) = jax.lax.scan(self._env_step, st, None, length=T)
         key, k_v, k_upd = jax.random.split(st.key, 3)
-        n = T * E
-        flat = S.reshape(n, *S.shape[2:])
+        # env-major [E, T, ...] from here on: flattened, each device's envs stay one contiguous
+        # block, so nothing has to move between devices
+        env_major = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
+        S, finals, A, logP = env_major(S), env_major(finals), env_major(A), env_major(logP)
         # the values of the rollout, of the next observation and of the final observations of
         # truncated episodes, in one forward pass; then GAE, exactly as the loop trainer
+        per_env = jnp.concatenate([S, st.obs[:, None], finals], axis=1)      # [E, 2T + 1, ...]
         values = self.v.values(st.v_params, st.v_state, k_v,
-                               jnp.concatenate([flat, st.obs, finals.reshape(flat.shape)]))
-        adv, ret = compute_gae(R * c.reward_scale, values[:n].reshape(T, E), values[n:n + E], term,
+                               per_env.reshape(E * (2 * T + 1), *S.shape[2:])).reshape(E, -1)
+        adv, ret = compute_gae(R * c.reward_scale, values[:, :T].T, values[:, T], term,
                                gamma=c.gamma, lam=c.gae_lambda, truncated=trunc,
-                               final_values=values[n + E:].reshape(T, E))
-        A_flat, logP = A.reshape(n, *A.shape[2:]), logP.reshape(n)
-        batch = TransitionBatch(S=flat, A=A_flat, logP=logP, Rn=ret.reshape(n), In=jnp.zeros(n),
-                                S_next=flat, A_next=A_flat, logP_next=logP, W=jnp.ones(n),
-                                idx=jnp.arange(n, dtype=jnp.int32))
+                               final_values=values[:, T + 1:].T)
+        batch = TransitionBatch(S=S, A=A, logP=logP, Rn=ret.T, In=jnp.zeros((E, T)), S_next=S,
+                                A_next=A, logP_next=logP, W=jnp.ones((E, T)),
+                                idx=jnp.arange(E * T, dtype=jnp.int32).reshape(E, T))
         params = (st.pi_params, st.pi_opt, st.pi_state, st.v_params, st.v_opt, st.v_state)
-        params, metrics = self._updates(params, batch, adv.reshape(n), k_upd)
+        params, metrics = self._updates(params, batch, adv.T, k_upd)
         pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
         st = st._replace(pi_params=pi_params, pi_opt=pi_opt, pi_state=pi_state, v_params=v_params,
                          v_opt=v_opt, v_state=v_state, key=key)
@@ -317,17 +323,22 @@ class JitTrainer:
         return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), {**m_v, **m_pi}
 
     def _updates(self, params, batch, adv, key):
+        """The updates on one rollout; ``batch`` and ``adv`` are env-major, ``[E, T, ...]``.
+
+        A2C: one step on the whole rollout. PPO: ``n_epochs`` passes over :func:`minibatches`.
+        """
         c = self.config
-        n = adv.shape[0]
+        E, T = adv.shape
+        n = E * T
+        flat = functools.partial(_merge_leading, 2)
         size = min(c.batch_size or n, n)
         if size == n and c.n_epochs <= 1:  # A2C: the whole rollout, one step each
-            return self._minibatch(params, (batch, adv, key))
+            return self._minibatch(params, (jax.tree.map(flat, batch), flat(adv), key))
         num_mb = n // size
 
         def epoch(params, k):
             k_perm, k_mb = jax.random.split(k)
-            order = jax.random.permutation(k_perm, n)[:num_mb * size].reshape(num_mb, size)
-            mbs = jax.tree.map(lambda x: x[order], (batch, adv))
+            mbs = minibatches((batch, adv), k_perm, size)
             params, metrics = jax.lax.scan(self._minibatch, params,
                                            (*mbs, jax.random.split(k_mb, num_mb)))
             return params, _last(metrics)
@@ -532,6 +543,40 @@ class JitTrainer:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def minibatches(tree, key, size: int):
+    """Pure: one epoch's minibatches of ``size`` from ``tree``'s env-major ``[E, T, ...]`` leaves,
+    stacked: ``[n // size, size, ...]`` (``n = E * T``; a remainder is dropped).
+
+    Stratified by env when ``size`` divides ``n`` and the number of minibatches divides ``T``:
+    each env's steps are shuffled and minibatch ``m`` holds slice ``m`` of every env's steps, env
+    by env, so a device's share of every minibatch comes from its own envs. Otherwise the
+    minibatches come from one shuffle of all ``n`` steps (the loop trainer's way).
+    """
+    E, T = jax.tree.leaves(tree)[0].shape[:2]
+    n = E * T
+    num_mb = n // size
+    flat = functools.partial(_merge_leading, 2)
+    if n % size == 0 and T % num_mb == 0:
+        order = jax.vmap(jax.random.permutation, (0, None))(jax.random.split(key, E), T)
+
+        def split(x):
+            x = jnp.take_along_axis(x, order.reshape(E, T, *[1] * (x.ndim - 2)), axis=1)
+            x = x.reshape(E, num_mb, T // num_mb, *x.shape[2:])
+            return flat(jnp.swapaxes(x, 0, 1), start=1)
+    else:
+        order = jax.random.permutation(key, n)[:num_mb * size].reshape(num_mb, size)
+
+        def split(x):
+            return flat(x)[order]
+    return jax.tree.map(split, tree)
+
+
+def _merge_leading(count: int, x, start: int = 0):
+    """``x`` with its axes ``start .. start + count - 1`` merged into one."""
+    shape = x.shape
+    return x.reshape(*shape[:start], -1, *shape[start + count:])
 
 
 def _last(metrics: dict) -> dict:
