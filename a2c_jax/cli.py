@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                         "updates in one compiled program on gymnax's JAX-native envs")
     t.add_argument("--num-seeds", type=int, default=None,
                    help="independent runs trained at once in one program (--engine jit; default 1)")
+    t.add_argument("--devices", type=int, default=None,
+                   help="shard the envs over the first N devices (--engine jit; default: all)")
     t.add_argument("--async-envs", action="store_true", help="gymnasium AsyncVectorEnv")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
@@ -71,6 +73,8 @@ def train(args) -> int:
         return train_jit(args)
     if args.num_seeds not in (None, 1):
         raise UsageError("--num-seeds needs --engine jit (the loop engine trains one run)")
+    if args.devices is not None:
+        raise UsageError("--devices needs --engine jit (the loop engine runs on one device)")
 
     from .training import Trainer, plot_learning_curve
     from .training._trainer import write_json
@@ -178,6 +182,15 @@ def train_jit(args) -> int:
         raise UsageError("--async-envs is for --engine loop (the jit engine's envs are arrays)")
     import time
 
+    import jax
+
+    devices = jax.devices()
+    if args.devices is not None:
+        if not 1 <= args.devices <= len(devices):
+            raise UsageError(f"--devices must be between 1 and the {len(devices)} device(s) "
+                             f"JAX sees ({devices[0].platform}), got {args.devices}")
+        devices = devices[:args.devices]
+
     from .training._jit import JitTrainer
     from .training._trainer import write_json
     from .utils import CheckpointError, evaluate_greedy
@@ -186,9 +199,10 @@ def train_jit(args) -> int:
     t0 = time.perf_counter()
     try:
         if args.resume:
-            trainer = JitTrainer.load(ckpt)
+            trainer = JitTrainer.load(ckpt, devices=devices)
         else:
-            trainer = JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1)
+            trainer = JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1,
+                                 devices=devices)
     except (CheckpointError, EngineError) as err:
         raise UsageError(str(err)) from None
     if args.resume:

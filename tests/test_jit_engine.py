@@ -430,6 +430,9 @@ def test_cli_jit_zero_steps_writes_a_summary(tmp_path):
      "--num-seeds must be >= 1"),
     (["train", "--env", "CartPole-v1", "--engine", "jit", "--async-envs"],
      "--async-envs is for --engine loop"),
+    (["train", "--env", "CartPole-v1", "--engine", "jit", "--devices", "99"],
+     "--devices must be between 1 and the 1 device(s) JAX sees (cpu), got 99"),
+    (["train", "--env", "CartPole-v1", "--devices", "1"], "--devices needs --engine jit"),
 ])
 def test_cli_jit_bad_input_is_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
