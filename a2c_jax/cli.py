@@ -95,7 +95,7 @@ def train(args) -> int:
 
     tb = SummaryWriter(str(out / "tensorboard"))
     seen = [len(trainer.returns)]
-    next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
+    checkpoint = _Checkpointer(trainer, ckpt, args.checkpoint_every)
 
     def on_rollout(tr, m_v, m_pi):
         for ret, end in zip(tr.returns[seen[0]:], tr.ends[seen[0]:]):
@@ -104,19 +104,11 @@ def train(args) -> int:
         if tr.updates % 100 == 0:  # metrics are fetched from the device once per 100 updates
             for k, val in {**m_v, **m_pi}.items():
                 tb.add_scalar(k, val, tr.env_steps)
-        if next_ckpt[0] is not None and tr.env_steps >= next_ckpt[0]:
-            tr.save(ckpt)
-            next_ckpt[0] = tr.env_steps + args.checkpoint_every
+        checkpoint(tr)
 
-    try:
-        trainer.run(steps, progress=not args.no_progress, on_rollout=on_rollout)
-    except KeyboardInterrupt:
-        trainer.save(ckpt)
-        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+    if _run_then_save(lambda: trainer.run(steps, progress=not args.no_progress,
+                                          on_rollout=on_rollout), trainer, ckpt, [tb]):
         return 130
-    finally:
-        tb.close()
-    trainer.save(ckpt)
     summary = trainer.summary(args.engine)
     summary["eval_mean_return"] = trainer.evaluate()
     plot_learning_curve(trainer, out / "learning_curve.png")
@@ -127,6 +119,35 @@ def train(args) -> int:
           f"{summary['solved_at_step']}, mean of last 100 episodes {summary['final_mean_return']}, "
           f"greedy eval {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
     return 0
+
+
+class _Checkpointer:
+    """Saves the run every ``every`` env steps (never when ``every`` is 0); call it after each
+    rollout or chunk."""
+
+    def __init__(self, trainer, path: Path, every: int):
+        self.path, self.every = path, every
+        self.next = trainer.env_steps + every if every else None
+
+    def __call__(self, trainer) -> None:
+        if self.next is not None and trainer.env_steps >= self.next:
+            trainer.save(self.path)
+            self.next = trainer.env_steps + self.every
+
+
+def _run_then_save(run, trainer, ckpt: Path, writers) -> bool:
+    """Runs ``run()``, closes the writers, saves the checkpoint; True if Ctrl-C stopped it."""
+    try:
+        run()
+    except KeyboardInterrupt:
+        trainer.save(ckpt)
+        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+        return True
+    finally:
+        for w in writers:
+            w.close()
+    trainer.save(ckpt)
+    return False
 
 
 def _check_resumed(args, trainer, ckpt: Path) -> None:
@@ -209,7 +230,7 @@ def train_jit(args) -> int:
         _check_resumed(args, trainer, ckpt)
         algo = trainer.config.algo
     setup_s = time.perf_counter() - t0
-    next_ckpt = [trainer.env_steps + args.checkpoint_every if args.checkpoint_every else None]
+    checkpoint = _Checkpointer(trainer, ckpt, args.checkpoint_every)
     from tensorboardX import SummaryWriter
 
     # one TensorBoard run per seed (tensorboard/seed_S); the losses of the first run only
@@ -227,20 +248,11 @@ def train_jit(args) -> int:
             for key, val in metrics.items():
                 if "/" in key:
                     writers[0].add_scalar(key, val[0, i], step)
-        if next_ckpt[0] is not None and tr.env_steps >= next_ckpt[0]:
-            tr.save(ckpt)
-            next_ckpt[0] = tr.env_steps + args.checkpoint_every
+        checkpoint(tr)
 
-    try:
-        trainer.run(steps, progress=not args.no_progress, on_chunk=on_chunk)
-    except KeyboardInterrupt:
-        trainer.save(ckpt)
-        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+    if _run_then_save(lambda: trainer.run(steps, progress=not args.no_progress,
+                                          on_chunk=on_chunk), trainer, ckpt, writers):
         return 130
-    finally:
-        for w in writers:
-            w.close()
-    trainer.save(ckpt)
     summary = trainer.summary()
     summary["setup_s"] = round(setup_s, 3)
     # the trained policy of the first run, replayed greedily in gymnasium's own env

@@ -465,3 +465,36 @@ def test_run_refuses_more_vector_steps_than_the_device_counters_hold():
 def test_check_jax_native_raises_for_other_envs():
     with pytest.raises(EngineError, match="MountainCarContinuous-v0"):
         check_jax_native("Hopper-v5")
+
+
+@pytest.mark.parametrize("engine", ["loop", "jit"])
+def test_cli_ctrl_c_saves_a_checkpoint_that_resumes(engine, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during training (here: raised from the first progress callback): exit status 130,
+    a whole checkpoint, and --resume continues from it to the requested steps."""
+    from a2c_jax.training import _jit, _trainer
+
+    cls, hook = ((_jit.JitTrainer, "on_chunk") if engine == "jit"
+                 else (_trainer.Trainer, "on_rollout"))
+    real_run = cls.run
+
+    def interrupted_run(self, total_steps, *args, **kwargs):
+        callback = kwargs[hook]
+
+        def once(tr, *a):
+            callback(tr, *a)
+            raise KeyboardInterrupt
+
+        kwargs[hook] = once
+        return real_run(self, total_steps, *args, **kwargs)
+
+    out = tmp_path / engine
+    argv = ["train", "--env", "CartPole-v1", "--engine", engine, "--steps", "800", "--num-envs",
+            "4", "--out", str(out), "--no-progress"]
+    monkeypatch.setattr(cls, "run", interrupted_run)
+    assert cli.main(argv) == 130
+    assert "checkpoint saved" in capsys.readouterr().err
+    saved = cls.load(out / "checkpoint.pkl")
+    assert 0 < saved.env_steps < 800
+    monkeypatch.setattr(cls, "run", real_run)
+    assert cli.main(argv + ["--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["env_steps"] >= 800
