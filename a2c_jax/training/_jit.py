@@ -384,7 +384,16 @@ class JitTrainer:
         return seconds
 
     def run(self, total_steps: int, progress: bool = True, chunks: int = 20, on_chunk=None) -> None:
-        """Trains every run for at least ``total_steps`` env steps (whole chunks)."""
+        """Trains every run until it has taken at least ``total_steps`` env steps.
+
+        Args:
+            total_steps: env steps per run, counted from the start (a resumed run continues).
+            progress: a progress bar, and a line while the program compiles.
+            chunks: how many compiled calls the remaining steps are split into (equal ones:
+                one compilation; the run may overshoot by up to one chunk).
+            on_chunk: ``on_chunk(trainer, metrics)`` after each chunk, ``metrics`` a dict of
+                numpy arrays ``[num_seeds, updates in the chunk]``.
+        """
         from tqdm import tqdm
 
         per_chunk, n_chunks = self.plan(total_steps - self.env_steps, chunks)
