@@ -230,6 +230,8 @@ def train_jit(args) -> int:
         _check_resumed(args, trainer, ckpt)
         algo = trainer.config.algo
     setup_s = time.perf_counter() - t0
+    # this command's share of the run's totals (a resumed run's summary sums every session)
+    before = (trainer.env_steps, trainer.train_seconds, trainer.compile_s or 0.0)
     checkpoint = _Checkpointer(trainer, ckpt, args.checkpoint_every)
     from tensorboardX import SummaryWriter
 
@@ -263,10 +265,14 @@ def train_jit(args) -> int:
     write_json(out / "summary.json", summary)
     solved = [r["solved_at_step"] for r in summary["runs"]]
     solved_txt = solved[0] if len(solved) == 1 else f"{sum(s is not None for s in solved)}/{len(solved)} runs"
-    print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {trainer.env_steps} steps per "
-          f"run in {summary['wall_s']:.2f} s after {summary['compile_s'] or 0:.1f} s of compilation "
-          f"({summary['steps_per_s']:.0f} steps/s over all runs), solved at {solved_txt}, greedy "
-          f"eval of seed {trainer.seed} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
+    steps_now = trainer.env_steps - before[0]
+    seconds_now = trainer.train_seconds - before[1]
+    rate = steps_now * trainer.num_seeds / seconds_now if seconds_now > 0 else 0.0
+    print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {steps_now} steps per run "
+          f"in {seconds_now:.2f} s after {(trainer.compile_s or 0.0) - before[2]:.1f} s of "
+          f"compilation ({rate:.0f} steps/s over all runs; {trainer.env_steps} in all), solved at "
+          f"{solved_txt}, greedy eval of seed {trainer.seed} {summary['eval_mean_return']:.1f}; "
+          f"wrote {out}/summary.json")
     return 0
 
 
