@@ -137,8 +137,8 @@ class EngineState(NamedTuple):
     solved_at: Any        # [] vector step at which the mean of the last 100 reached the threshold, -1
 
 
-def _env_fields() -> tuple[str, ...]:
-    return ("env_state", "obs", "ep_return")
+#: the EngineState fields with a per-env axis: sharded over the devices
+_ENV_FIELDS = ("env_state", "obs", "ep_return")
 
 
 class JitTrainer:
@@ -244,7 +244,7 @@ class JitTrainer:
         shapes = jax.eval_shape(jax.vmap(self._init_one), (
             jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32),
             jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32)))
-        fields = {name: jax.tree.map(lambda _: by_env if name in _env_fields() else replicated,
+        fields = {name: jax.tree.map(lambda _: by_env if name in _ENV_FIELDS else replicated,
                                      getattr(shapes, name))
                   for name in EngineState._fields}
         self._replicated = replicated
