@@ -17,35 +17,14 @@ import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import haiku as hk  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _recipe_nets import recipe_functions  # noqa: E402
 
 from a2c_jax.training import JitTrainer, preset  # noqa: E402
 
 VARIANTS = [("relu", True, True), ("relu", False, True), ("relu", False, False),
             ("tanh", True, True), ("tanh", False, True), ("tanh", True, False)]
-
-
-def functions(activation: str, shared: bool, zero_heads: bool):
-    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[activation]
-    w_init = jnp.zeros if zero_heads else None
-
-    def torso(S, name):
-        with hk.experimental.name_scope(name):
-            return hk.Sequential([hk.Linear(64), act, hk.Linear(64), act])(S)
-
-    def func_v(S, is_training):
-        X = torso(S, "torso" if shared else "torso_v")
-        with hk.experimental.name_scope("v"):
-            return hk.Linear(1, w_init=w_init)(X)[:, 0]
-
-    def func_pi(S, is_training):
-        X = torso(S, "torso" if shared else "torso_pi")
-        with hk.experimental.name_scope("pi"):
-            return {"logits": hk.Linear(2, w_init=w_init)(X)}
-
-    return func_pi, func_v
 
 
 def main(argv=None) -> int:
@@ -56,7 +35,7 @@ def main(argv=None) -> int:
     print(f"CartPole-v1, zoo A2C settings, {args.seeds} seeds x {args.steps} steps each")
     print(f"{'torso':6} {'shared':6} {'heads':7} {'solved':>6}  final mean of the last 100 episodes")
     for activation, shared, zero in VARIANTS:
-        func_pi, func_v = functions(activation, shared, zero)
+        func_pi, func_v = recipe_functions(2, activation, shared, zero)
         trainer = JitTrainer("CartPole-v1", preset("CartPole-v1", "a2c"), seed=0,
                              num_seeds=args.seeds, func_pi=func_pi, func_v=func_v)
         trainer.run(args.steps, progress=False)

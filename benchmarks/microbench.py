@@ -155,10 +155,10 @@ def _missing(what: str) -> Callable:
 
 def build(lib, seed: int):
     import gymnasium
-    import haiku as hk
-    import jax
-    import jax.numpy as jnp
     import optax
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _recipe_nets import recipe_functions
 
     def make_env():
         inner = gymnasium.make("CartPole-v1")
@@ -167,24 +167,7 @@ def build(lib, seed: int):
         return lib.wrappers.TrainMonitor(inner)
 
     env = make_env()
-    n_actions = env.action_space.n
-
-    def torso(S, is_training):
-        with hk.experimental.name_scope("torso"):
-            net = hk.Sequential([hk.Linear(64), jax.nn.relu, hk.Linear(64), jax.nn.relu])
-        return net(S)
-
-    def func_v(S, is_training):
-        X = torso(S, is_training)
-        with hk.experimental.name_scope("v"):
-            value = hk.Sequential([hk.Linear(1, w_init=jnp.zeros), jnp.ravel])
-        return value(X)
-
-    def func_pi(S, is_training):
-        X = torso(S, is_training)
-        with hk.experimental.name_scope("pi"):
-            logits = hk.Linear(n_actions, w_init=jnp.zeros)
-        return {"logits": logits(X)}
+    func_pi, func_v = recipe_functions(env.action_space.n)
 
     o = argparse.Namespace()
     o.make_env = make_env

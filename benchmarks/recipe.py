@@ -22,8 +22,6 @@ from pathlib import Path
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import gymnasium  # noqa: E402
-import haiku as hk  # noqa: E402
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
@@ -31,45 +29,39 @@ from tqdm import tqdm  # noqa: E402
 
 import a2c_jax  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _recipe_nets import recipe_functions  # noqa: E402
 
-def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "mse"):
+
+def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "mse",
+          entropy: float = 0.0):
     """The recipe's function approximators and updaters."""
-    n_actions = env.action_space.n
-
-    def torso(S, is_training):
-        with hk.experimental.name_scope("torso"):
-            return hk.Sequential([hk.Linear(64), jax.nn.relu, hk.Linear(64), jax.nn.relu])(S)
-
-    def func_v(S, is_training):
-        with hk.experimental.name_scope("v"):
-            head = hk.Sequential([hk.Linear(1, w_init=jnp.zeros), jnp.ravel])
-        return head(torso(S, is_training))
-
-    def func_pi(S, is_training):
-        with hk.experimental.name_scope("pi"):
-            head = hk.Linear(n_actions, w_init=jnp.zeros)
-        return {"logits": head(torso(S, is_training))}
-
+    func_pi, func_v = recipe_functions(env.action_space.n)
     v = a2c_jax.V(func_v, env, random_seed=seed)
     pi = a2c_jax.Policy(func_pi, env, random_seed=seed)
     objectives = {"vanilla": a2c_jax.policy_objectives.VanillaPG,
                   "ppo": a2c_jax.policy_objectives.PPOClip}
-    policy_updater = objectives[objective](pi, optimizer=optax.adam(0.001))
+    reg = a2c_jax.regularizers.EntropyRegularizer(pi, beta=entropy) if entropy > 0 else None
+    policy_updater = objectives[objective](pi, optimizer=optax.adam(0.001), regularizer=reg)
     loss = {"mse": a2c_jax.value_losses.mse, "huber": a2c_jax.value_losses.huber}[value_loss]
     simple_td = a2c_jax.td_learning.SimpleTD(v, optimizer=optax.adam(0.002), loss_function=loss)
     return v, pi, policy_updater, simple_td
 
 
 def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = True,
-        value_loss: str = "mse", truncation_aware: bool = False) -> dict:
+        value_loss: str = "mse", truncation_aware: bool = False,
+        advantage: str = "td_error", entropy: float = 0.0) -> dict:
     """Trains one seed for ``max_steps`` env steps; returns the summary and the episode returns.
 
     ``truncation_aware`` swaps the seed's ``add(s, a, r, done or truncated, logp)`` for the form
-    that bootstraps a time-limit cut from ``s_next``.
+    that bootstraps a time-limit cut from ``s_next``. ``advantage="clipped"`` hands the policy
+    ``clip(G - v(S), -1, 1)``: with ``value_loss="huber"`` that is exactly the advantage coax's
+    recipe sees (coax returns ``-B dL/dv(S)`` as its TD error). ``entropy > 0`` adds an
+    ``EntropyRegularizer`` with that ``beta`` to the policy objective (the recipe has none).
     """
     env = a2c_jax.wrappers.TrainMonitor(gymnasium.make("CartPole-v1"))
     env.action_space.seed(seed)
-    v, pi, policy_updater, simple_td = build(env, seed, objective, value_loss)
+    v, pi, policy_updater, simple_td = build(env, seed, objective, value_loss, entropy)
     tracer = a2c_jax.reward_tracing.NStep(n=5, gamma=0.9)
     buffer = a2c_jax.experience_replay.SimpleReplayBuffer(capacity=256, random_seed=seed)
 
@@ -91,6 +83,8 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
             for _ in range(4 * buffer.capacity // 32):
                 batch = buffer.sample(batch_size=32)
                 metrics_v, td_error = simple_td.update(batch, return_td_error=True)
+                if advantage == "clipped":
+                    td_error = jnp.clip(td_error, -1.0, 1.0)
                 metrics_pi = policy_updater.update(batch, td_error)
                 env.record_metrics(metrics_v)
                 env.record_metrics(metrics_pi)
@@ -115,7 +109,9 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
 
     return {
         "seed": seed, "objective": objective, "value_loss": value_loss,
-        "truncation_aware": truncation_aware, "env_steps": env.T, "episodes": len(returns),
+        "truncation_aware": truncation_aware, "advantage": advantage, "entropy": entropy,
+        "env_steps": env.T,
+        "episodes": len(returns),
         "wall_s": round(wall, 2), "steps_per_s": round(env.T / wall, 1),
         "best_avg20": max(avg20[19:], default=None), "final_avg20": avg20[-1] if avg20 else None,
         "step_avg20_195": first(195), "step_avg20_475": first(475),
@@ -155,16 +151,24 @@ def main(argv=None) -> int:
                         help="SimpleTD's loss (mse is a2c_jax's default, huber coax's)")
     parser.add_argument("--truncation-aware", action="store_true",
                         help="bootstrap time-limit truncations instead of the seed's done-or-truncated")
+    parser.add_argument("--advantage", choices=["td_error", "clipped"], default="td_error",
+                        help="the policy's advantage: the TD error G - v(S), or it clipped to "
+                             "[-1, 1] (with --value-loss huber: coax's semantics)")
+    parser.add_argument("--entropy", type=float, default=0.0, metavar="BETA",
+                        help="add an EntropyRegularizer with this beta to the policy objective")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.max_steps < 1:
         parser.error("--max-steps must be >= 1")
+    if args.entropy < 0:
+        parser.error("--entropy must be >= 0")
 
     results = []
     for seed in args.seeds:
         res = run(seed, args.max_steps, args.objective, progress=not args.no_progress,
-                  value_loss=args.value_loss, truncation_aware=args.truncation_aware)
+                  value_loss=args.value_loss, truncation_aware=args.truncation_aware,
+                  advantage=args.advantage, entropy=args.entropy)
         results.append(res)
         print(f"seed {seed}: {res['env_steps']} steps in {res['wall_s']} s "
               f"({res['steps_per_s']:.0f} steps/s), best avg20 {res['best_avg20']}, "
@@ -172,7 +176,9 @@ def main(argv=None) -> int:
               f"greedy eval {res['eval_greedy_return']:.1f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = args.objective + ("" if args.value_loss == "mse" else f"_{args.value_loss}") + (
-        "_trunc" if args.truncation_aware else "")
+        "_trunc" if args.truncation_aware else "") + (
+        "_clipadv" if args.advantage == "clipped" else "") + (
+        f"_ent{args.entropy:g}" if args.entropy > 0 else "")
     png = args.out / f"recipe_{tag}.png"
     plot(results, png, tag)
     summary = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
