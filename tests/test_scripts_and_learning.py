@@ -73,3 +73,64 @@ def test_pendulum_ppo_script_runs(tmp_path):
                        "--epochs", "2", "--eval-every", "600", "--out", tmp_path))
     assert res[0]["env_steps"] == 1200 and np.isfinite(res[0]["final_eval"])
     assert (tmp_path / "pendulum_ppo.png").stat().st_size > 0
+
+
+def test_recipe_script_variants_run(tmp_path):
+    """recipe.py's variant flags (coax's semantics, the truncation-aware tracer, an entropy bonus)
+    run and are recorded in the summary."""
+    res = _result(_run("benchmarks/recipe.py", "--seeds", "1", "--max-steps", "600", "--out",
+                       tmp_path, "--no-progress", "--value-loss", "huber", "--advantage",
+                       "clipped", "--truncation-aware", "--entropy", "0.01"))[0]
+    assert (res["value_loss"], res["advantage"], res["truncation_aware"], res["entropy"]) == (
+        "huber", "clipped", True, 0.01)
+    assert (tmp_path / "recipe_vanilla_huber_trunc_clipadv_ent0.01.json").exists()
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_seeds_statistics_against_references(tmp_path):
+    """benchmarks/recipe_seeds.py's helpers: the Clopper-Pearson interval against scipy's beta
+    quantiles, P(2 of 3) against enumeration, first_reach against a brute-force scan, the log
+    parser on the shared script's format (refusing a run cut short), and the plot."""
+    from itertools import product
+
+    from scipy import stats
+
+    rs = _load_script("recipe_seeds")
+    for k, n in [(0, 20), (2, 20), (3, 9), (20, 20), (1, 3)]:
+        lo, hi = rs.clopper_pearson(k, n)
+        ref_lo = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
+        ref_hi = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
+        np.testing.assert_allclose([lo, hi], [ref_lo, ref_hi], atol=1e-9)
+    for p in [0.0, 0.1, 0.5, 0.93]:
+        ref = sum(np.prod([p if o else 1 - p for o in outcome])
+                  for outcome in product([0, 1], repeat=3) if sum(outcome) >= 2)
+        assert rs.two_of_three(p) == pytest.approx(ref)
+
+    rng = np.random.default_rng(0)
+    returns = rng.integers(8, 501, size=300).astype(float)
+    ends = np.cumsum(returns).astype(int).tolist()
+    for threshold in [100, 250, 300, 1000]:
+        brute = None
+        for i in range(19, len(returns)):
+            if sum(returns[i - 19: i + 1]) / 20 >= threshold:
+                brute = ends[i]
+                break
+        assert rs.first_reach(ends, returns.tolist(), threshold) == brute
+
+    log = "ep 1 T 12 G 12 avg20 12.0\nep 2 T 40 G 28 avg20 20.0\nnoise\n"
+    ok = log + 'RESULT {"env_steps": 50}\n'
+    assert rs.parse_log(ok, 50) == ([12, 40], [12.0, 28.0])
+    with pytest.raises(ValueError, match="stopped at 30 env steps"):
+        rs.parse_log(log + 'RESULT {"env_steps": 30}\n', 50)
+    with pytest.raises(ValueError, match="no RESULT"):
+        rs.parse_log(log, 50)
+
+    table = {"a": {"first_step_475": [None, 30_000, 70_000]}, "b": {"first_step_475": [None] * 3}}
+    rs.plot(table, 3, 100_000, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
