@@ -9,6 +9,7 @@ from conftest import device_copy, host_copy, jnp_logits, make_batch, np_log_soft
 
 from a2c_jax.policy_objectives import PPOClip, VanillaPG
 from a2c_jax.regularizers import EntropyRegularizer
+from a2c_jax.td_learning import SimpleTD
 
 
 def ref_log_pi(params, batch):
@@ -225,3 +226,34 @@ def test_loss_fn_jit_and_eager_agree(pi, batch, adv):
     h = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=1)
     ref = ref_ppo_loss(params, batch, adv, 0.2) - 0.1 * jnp.mean(batch.W * h)
     assert float(loss_jit) == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("W", lambda b: b.W[:, None]),          # [B, 1]: would broadcast to [B, B] in the loss
+    ("W", lambda b: b.W[:1]),               # [1]: would broadcast to [B]
+    ("logP", lambda b: b.logP[:, None]),
+    ("Rn", lambda b: b.Rn[:, None]),
+    ("In", lambda b: b.In[:-1]),
+    ("S", lambda b: b.S[:-1]),
+    ("S_next", lambda b: b.S_next[:1]),     # a batch of 1 would broadcast
+    ("A", lambda b: b.A[:-1]),
+])
+def test_batch_fields_with_the_wrong_rows_are_refused_by_every_updater(pi, v, batch, adv, field,
+                                                                      bad):
+    """A field whose shape is not [B] (scalars) or [B, ...] (arrays) raises a ValueError naming the
+    field, from every updater entry point, before anything is computed or changed."""
+    bad_batch = batch._replace(**{field: bad(batch)})
+    before = (device_copy(pi.params), device_copy(v.params))
+    calls = [
+        lambda: VanillaPG(pi).update(bad_batch, adv),
+        lambda: PPOClip(pi).update(bad_batch, adv),
+        lambda: VanillaPG(pi).grads_and_metrics(bad_batch, adv),
+        lambda: SimpleTD(v).update(bad_batch),
+        lambda: SimpleTD(v).grads_and_metrics(bad_batch),
+        lambda: SimpleTD(v).td_error(bad_batch),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"TransitionBatch\.{field} has (shape|type)"):
+            call()
+    for old, new in zip(before, (pi.params, v.params)):
+        jax.tree.map(np.testing.assert_array_equal, host_copy(old), host_copy(new))

@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..reward_tracing import TransitionBatch
@@ -169,9 +170,10 @@ class BaseUpdater(abc.ABC):
     def _check_batch(self, transition_batch):
         if not isinstance(transition_batch, TransitionBatch):
             raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
+        check_batch_shapes(transition_batch)
 
     def _run_step(self, transition_batch, *args):
-        self._check_batch(transition_batch)
+        # callers have run self._check_batch (or a check that includes it)
         f = self._f
         params, opt_state, state, self._key, metrics, aux = self._step_jit(
             f.params, self._optimizer_state, f.function_state, self.hyperparams, self._key,
@@ -181,7 +183,6 @@ class BaseUpdater(abc.ABC):
         return Metrics(self._metric_keys["step"], metrics), aux
 
     def _run_grads(self, transition_batch, *args):
-        self._check_batch(transition_batch)
         f = self._f
         subkey = None
         if f.uses_rng:
@@ -218,3 +219,37 @@ class BaseUpdater(abc.ABC):
     def optimizer_state(self, new_state) -> None:
         check_same_tree(new_state, self._optimizer_state, f"{type(self).__name__}.optimizer_state")
         self._optimizer_state = new_state
+
+
+# per-transition scalars: exactly [B]; the rest: a leading axis of B on every leaf
+_SCALAR_FIELDS = ("Rn", "In", "W", "logP", "logP_next", "idx")
+_ARRAY_FIELDS = ("S", "A", "S_next", "A_next")
+
+
+def check_batch_shapes(batch: TransitionBatch) -> None:
+    """Raises ``ValueError`` naming the field unless every field of ``batch`` has ``B`` rows.
+
+    ``Rn``, ``In``, ``W``, ``logP``, ``logP_next`` and ``idx`` must have shape ``[B]`` exactly (a
+    ``[B, 1]`` column would broadcast against ``[B]`` into ``[B, B]`` inside the loss); every leaf
+    of ``S``, ``A``, ``S_next``, ``A_next`` must have ``B`` as its leading dimension. ``None``
+    fields are skipped. Shapes only: no device sync.
+    """
+    shape = getattr(batch.Rn, "shape", None)
+    if shape is None or len(shape) != 1:
+        raise ValueError(f"TransitionBatch.Rn has shape {np.shape(batch.Rn)}; expected [B], one "
+                         "n-step return per transition")
+    n = shape[0]
+    want = (n,)
+    for name in _SCALAR_FIELDS:
+        x = getattr(batch, name)
+        if x is not None and getattr(x, "shape", None) != want:
+            what = f"shape {np.shape(x)}" if hasattr(x, "shape") else f"type {type(x).__name__}"
+            raise ValueError(f"TransitionBatch.{name} has {what}; expected an array of shape "
+                             f"({n},), one value per transition (batch size {n}, from Rn)")
+    for name in _ARRAY_FIELDS:
+        x = getattr(batch, name)
+        shape = getattr(x, "shape", None)  # an array (the usual case) or a pytree of them
+        for got in ([shape] if shape is not None else map(np.shape, jax.tree.leaves(x))):
+            if not got or got[0] != n:
+                raise ValueError(f"TransitionBatch.{name} has shape {got}; expected a leading "
+                                 f"axis of {n} (batch size {n}, from Rn)")

@@ -101,11 +101,13 @@ class SimpleTD(BaseUpdater):
             computed with the parameters from *before* this update (a device array: pass it
             straight on as ``Adv``).
         """
+        self._check_batch(transition_batch)
         metrics, td_error = self._run_step(transition_batch, *self._target_args())
         return (metrics, td_error) if return_td_error else metrics
 
     def grads_and_metrics(self, transition_batch):
         """The gradients without applying them: ``(grads, function_state, metrics)``."""
+        self._check_batch(transition_batch)
         grads, state, metrics, _ = self._run_grads(transition_batch, *self._target_args())
         return grads, state, Metrics(self._metric_keys["grads"], metrics)
 
