@@ -178,3 +178,93 @@ def test_round_trip_preserves_values_and_dtypes(rng):
     for x, y in zip(jax.tree.leaves(out), jax.tree.leaves(batch), strict=True):
         assert x.dtype == y.dtype
         np.testing.assert_array_equal(x, y)
+
+
+# ---- dtype conversions: only those that keep the values ------------------------------------------
+
+
+def snapshot(buf):
+    """Everything observable about a buffer: size, next slot and a copy of every stored array."""
+    return len(buf), buf._next, [s.copy() for s in buf._storage]
+
+
+def assert_unchanged(buf, before):
+    size, nxt, storage = before
+    assert (len(buf), buf._next) == (size, nxt)
+    for s, t in zip(buf._storage, storage, strict=True):
+        np.testing.assert_array_equal(s, t)
+
+
+# (field, value in the incoming dtype, the stored value expected; None: must raise that error)
+CONVERSIONS = [
+    ("A", np.array([3, 4], np.int64), np.array([3, 4], np.int32)),  # gymnasium's int64 actions
+    ("A", np.array([3, 4], np.uint8), np.array([3, 4], np.int32)),
+    ("A", np.array([True, False]), np.array([1, 0], np.int32)),
+    ("A", np.array([-(2**31), 2**31 - 1], np.int64), np.array([-(2**31), 2**31 - 1], np.int32)),
+    ("A", np.array([0, 2**31], np.int64), ValueError),  # does not fit int32
+    ("A", np.array([0.7, 1.9]), TypeError),  # floats into ints truncate
+    ("A", np.array([1.0, 2.0]), TypeError),  # even integral floats: the dtype is refused
+    ("S", np.full((2, 3), 0.1), np.full((2, 3), np.float32(0.1))),  # float64 obs: rounded
+    ("S", np.arange(6, dtype=np.int64).reshape(2, 3), np.arange(6, dtype=np.float32).reshape(2, 3)),
+    ("S", np.array([[1e40, 0, 0], [0, 0, 0]]), ValueError),  # finite -> inf
+    ("S", np.array([[np.inf, np.nan, 0], [0, 0, 0]]),
+     np.array([[np.inf, np.nan, 0], [0, 0, 0]], np.float32)),  # non-finite in, non-finite out
+    ("S", np.zeros((2, 3), np.complex64), TypeError),
+    ("W", np.array([1.0, -3e39]), ValueError),
+    ("idx", np.array([5, 6], np.int64), np.array([5, 6], np.int32)),
+    ("idx", np.array([5.0, 6.0], np.float32), TypeError),
+]
+
+
+@pytest.mark.parametrize("field, value, expected", CONVERSIONS,
+                         ids=[f"{f}-{v.dtype}-{i}" for i, (f, v, _) in enumerate(CONVERSIONS)])
+def test_add_converts_only_without_losing_values(field, value, expected):
+    """A batch in another dtype is stored where its values survive, refused where they would not.
+
+    A refused add stores nothing: the buffer is full, so a partial write would overwrite slots.
+    """
+    buf = SimpleReplayBuffer(3, random_seed=0)
+    buf.add(batch_with_ids([0, 1, 2]))  # fixes the stored dtypes (float32, int32) and fills it
+    batch = batch_with_ids([3, 4])._replace(**{field: value})
+    if isinstance(expected, type):
+        before = snapshot(buf)
+        with pytest.raises(expected, match=f"field {field}"):
+            buf.add(batch)
+        assert_unchanged(buf, before)
+        return
+    buf.add(batch)
+    out = buf.oldest_first()
+    stored = getattr(out, field)[1:]
+    assert stored.dtype == expected.dtype
+    np.testing.assert_array_equal(stored, expected)
+    if field != "idx":  # the other fields went in as they were
+        np.testing.assert_array_equal(out.idx, [2, 3, 4])
+
+
+def test_failed_add_later_field_writes_nothing():
+    """An overflow in the last field (W) leaves the already-valid S, A, ... slots untouched."""
+    buf = SimpleReplayBuffer(2, random_seed=0)
+    buf.add(batch_with_ids([0, 1]))
+    bad = batch_with_ids([7])._replace(S=np.full((1, 3), 9.0), W=np.array([1e300]))
+    before = snapshot(buf)
+    with pytest.raises(ValueError, match="field W"):
+        buf.add(bad)
+    assert_unchanged(buf, before)
+    buf.add(batch_with_ids([7]))  # the buffer still works, and overwrites the oldest
+    np.testing.assert_array_equal(buf.oldest_first().idx, [1, 7])
+
+
+def test_tracer_int64_actions_into_int32_store():
+    """The recipe's loop: a Python-int action first (int32 store), then gymnasium's np.int64."""
+    from a2c_jax.reward_tracing import NStep
+
+    tracer, buf = NStep(n=1, gamma=0.9), SimpleReplayBuffer(8, random_seed=0)
+    for t, a in enumerate([1, np.int64(0), np.int64(1), 0]):
+        tracer.add(np.full(3, t, np.float64), a, 1.0, False)
+        while tracer:
+            buf.add(tracer.pop())
+    tracer.add(np.zeros(3), 0, 1.0, True)
+    buf.add(tracer.flush())
+    out = buf.oldest_first()
+    assert out.A.dtype == np.int32
+    np.testing.assert_array_equal(out.A, [1, 0, 1, 0, 0])

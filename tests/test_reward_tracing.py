@@ -12,6 +12,7 @@ observation) and horizon ``n`` (``n = ∞`` for Monte Carlo):
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 import jax
@@ -356,3 +357,205 @@ def test_tracer_touches_no_global_rng():
     tracer.flush()
     assert random.getstate() == py_state
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_state, strict=True))
+
+
+# ---- input validation: checked before anything is recorded ---------------------------------------
+
+
+def same_state(x, y, path="tracer"):
+    """Deep comparison of two tracers' state (numpy arrays by dtype, shape and value)."""
+    if isinstance(x, NStep):
+        assert type(x) is type(y), path
+        return same_state(vars(x), vars(y), path)
+    if isinstance(x, dict):
+        assert x.keys() == y.keys(), path
+        for k in x:
+            same_state(x[k], y[k], f"{path}.{k}")
+    elif isinstance(x, (list, tuple, deque)):
+        assert type(x) is type(y) and len(x) == len(y), path
+        for i, (a, b) in enumerate(zip(x, y, strict=True)):
+            same_state(a, b, f"{path}[{i}]")
+    elif isinstance(x, (np.ndarray, np.generic)):
+        assert isinstance(y, (np.ndarray, np.generic)) and x.dtype == y.dtype, path
+        np.testing.assert_array_equal(x, y, err_msg=path)
+    else:
+        assert type(x) is type(y) and x == y, f"{path}: {x!r} != {y!r}"
+
+
+def assert_same_batches(b1, b2):
+    for f, x, y in zip(TransitionBatch._fields, b1, b2, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype, f
+        np.testing.assert_array_equal(x, y, err_msg=f)
+
+
+K = 3
+
+
+def vec_step(t, rng):
+    """One good batched step of K envs (env 1 terminates at t=2, env 2 is truncated at t=3)."""
+    S = np.stack([obs(k, t) for k in range(K)])
+    return dict(
+        s=S,
+        a=rng.integers(0, 4, K),
+        r=rng.normal(size=K),
+        done=np.array([False, t == 2, False]),
+        logp=-rng.uniform(size=K),
+        w=np.ones(K),
+        truncated=np.array([False, False, t == 3]),
+        s_next=S + 0.25,
+        mask=np.array([True, True, t != 4]),
+    )
+
+
+def nan_at(x, k):
+    x = np.array(x, np.float64)
+    x[k] = np.nan
+    return x
+
+
+def grow(x):
+    """One row more than K."""
+    return np.concatenate([x, x[-1:]])
+
+
+# (field to corrupt, how, a regex the error must match)
+BAD_BATCHES = [
+    ("r", lambda x: nan_at(x, 2), "r must be finite.*env 2"),
+    ("r", lambda x: nan_at(x, 0).reshape(K, 1), r"r must be a scalar .* shape \(3, 1\)"),
+    ("logp", lambda x: nan_at(x, 1), "logp must be finite.*env 1"),
+    ("w", lambda x: np.array([1.0, 1.0, np.inf]), "w must be finite.*env 2"),
+    ("s", lambda x: x[:-1], r"s has shape \(2, 3\).*leading axis 3"),
+    ("s", grow, r"s has shape \(4, 3\).*leading axis 3"),
+    ("a", grow, r"a has shape \(4,\).*leading axis 3"),
+    ("a", lambda x: np.array(x[0]), r"a has shape \(\).*leading axis 3"),
+    ("s_next", grow, r"s_next has shape \(4, 3\)"),
+    ("s_next", lambda x: x[:, :2], r"s_next \(env 0\) has shape \(2,\)"),
+    ("done", lambda x: x[:-1], r"done must have shape \(3,\)"),
+    ("done", lambda x: np.array(False), r"done must have shape \(3,\)"),
+    ("done", lambda x: np.array([0, 2, 1]), "done must hold bools"),
+    ("truncated", grow, r"truncated must have shape \(3,\)"),
+    ("logp", grow, r"logp must have shape \(3,\) \(or a scalar\)"),
+    ("w", lambda x: x[:-1], r"w must have shape \(3,\)"),
+    ("mask", lambda x: x[:-1], r"mask must have shape \(3,\)"),
+    ("a", lambda x: np.array([0, 1, 2**40]), "does not fit the int32"),
+]
+
+
+@pytest.mark.parametrize("make", [lambda: NStep(n=2, gamma=0.9), lambda: MonteCarlo(gamma=0.9)],
+                         ids=["nstep", "montecarlo"])
+@pytest.mark.parametrize("field, corrupt, match", BAD_BATCHES,
+                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_BATCHES)])
+def test_batched_add_is_atomic(make, field, corrupt, match):
+    """A batched add that raises, whatever env or field is at fault, leaves every env untouched.
+
+    Reference: a twin tracer fed the same good steps that never saw the bad call: same state
+    right after it, and the same transitions from the steps that follow.
+    """
+    tracer, twin = make(), make()
+    rng = np.random.default_rng(0)
+    steps = [vec_step(t, rng) for t in range(7)]
+    for t in range(3):  # partial traces, ended episodes and ready transitions on both
+        tracer.add(**steps[t])
+        twin.add(**steps[t])
+    bad = dict(steps[3])
+    bad[field] = corrupt(bad[field])
+    with pytest.raises(ValueError, match=match):
+        tracer.add(**bad)
+    same_state(tracer, twin)
+    for t in range(3, 7):
+        tracer.add(**steps[t])
+        twin.add(**steps[t])
+    assert tracer and twin
+    assert_same_batches(tracer.flush(), twin.flush())
+
+
+BAD_SINGLE = [
+    (dict(r=math.nan), "r must be finite"),
+    (dict(r="1.0"), "r must be a real scalar"),
+    (dict(r=None), "r must be a real scalar"),
+    (dict(logp=np.array([-0.5])), "logp must be a real scalar"),
+    (dict(w=math.inf), "w must be finite"),
+    (dict(done=np.array([True])), "done must be a bool"),
+    (dict(done=2), "done must be a bool"),
+    (dict(truncated=True), "s_next"),
+    (dict(s=np.zeros(4)), r"s has shape \(4,\); earlier observations had \(3,\)"),
+    (dict(s_next=np.zeros(2)), r"s_next has shape \(2,\)"),
+    (dict(a=np.array([1, 2])), r"a has shape \(2,\); earlier actions had \(\)"),
+    (dict(a=2**31), "does not fit the int32"),
+    (dict(mask=[True]), "mask"),
+]
+
+
+@pytest.mark.parametrize("make", [lambda: NStep(n=2, gamma=0.9), lambda: MonteCarlo(gamma=0.9)],
+                         ids=["nstep", "montecarlo"])
+@pytest.mark.parametrize("bad, match", BAD_SINGLE, ids=[str(i) for i in range(len(BAD_SINGLE))])
+def test_single_add_is_atomic(make, bad, match):
+    """A single-env add that raises changes nothing: same state and later output as a twin."""
+    tracer, twin = make(), make()
+    good = [dict(s=obs(0, t), a=t % 3, r=float(t), done=t == 4, logp=-0.5, w=1.0)
+            for t in range(8)]
+    for step in good[:3]:
+        tracer.add(**step)
+        twin.add(**step)
+    with pytest.raises(ValueError, match=match):
+        tracer.add(**{**good[3], **bad})
+    same_state(tracer, twin)
+    for step in good[3:]:
+        tracer.add(**step)
+        twin.add(**step)
+    assert_same_batches(tracer.flush(), twin.flush())
+
+
+def test_batched_add_never_truncates():
+    """s, a or s_next with more rows than r raise naming the field and both shapes."""
+    S, A, R, D = np.zeros((K + 1, 2)), np.zeros(K, int), np.ones(K), np.zeros(K, bool)
+    for kwargs, name in [
+        (dict(s=S, a=A), "s"),
+        (dict(s=S[:K], a=np.zeros(K + 2, int)), "a"),
+        (dict(s=S[:K], a=A, s_next=S), "s_next"),
+        (dict(s={"x": S[:K], "y": S}, a=A), r"s\['y'\]"),
+    ]:
+        tracer = NStep(n=1, gamma=0.9)
+        with pytest.raises(ValueError, match=rf"{name} has shape \(\d+,.*r has shape \(3,\)"):
+            tracer.add(r=R, done=D, **kwargs)
+        same_state(tracer, NStep(n=1, gamma=0.9))
+
+
+def test_reward_rank_decides_single_or_batch():
+    """r of shape [1] is a batch of one env: s needs shape [1, ...]; an unbatched s raises.
+
+    Reference: a batch-of-one tracer fed [1]-shaped steps equals a single-env tracer fed the same
+    steps unbatched with scalar rewards.
+    """
+    tracer = NStep(n=1, gamma=0.9)
+    with pytest.raises(ValueError, match=r"s has shape \(3,\).*pass.*reward as a scalar"):
+        tracer.add(obs(0, 0), np.array([1]), np.array([1.0]), np.array([False]))
+    same_state(tracer, NStep(n=1, gamma=0.9))  # still undecided: nothing was recorded
+    batch1, single = NStep(n=2, gamma=0.9), NStep(n=2, gamma=0.9)
+    for t in range(5):
+        batch1.add(obs(0, t)[None], np.array([t % 2]), np.array([float(t)]), np.array([t == 4]))
+        single.add(obs(0, t), t % 2, float(t), t == 4)
+    assert_same_batches(batch1.flush(), single.flush())
+    # the first add fixes the mode until reset()
+    with pytest.raises(ValueError, match="traces 1 envs"):
+        batch1.add(obs(0, 0), 0, 1.0, False)
+    with pytest.raises(ValueError, match="single env"):
+        single.add(obs(0, 0)[None], np.array([0]), np.array([1.0]), np.array([False]))
+    single.reset()
+    single.add(obs(0, 0)[None], np.array([0]), np.array([1.0]), np.array([True]))
+    assert single.pop().S.shape == (1, 3)
+    for r in (np.zeros((1, 1)), np.zeros(0)):
+        with pytest.raises(ValueError, match="r must be a scalar"):
+            NStep(n=1, gamma=0.9).add(np.zeros((1, 3)), np.zeros(1, int), r, np.zeros(1, bool))
+
+
+def test_masked_envs_values_are_ignored():
+    """Only the envs a mask keeps must be finite; the others are neither checked nor recorded."""
+    tracer = NStep(n=1, gamma=0.5)
+    S = np.stack([obs(k, 0) for k in range(K)])
+    tracer.add(S, np.zeros(K, int), np.array([1.0, np.nan, 3.0]), np.ones(K, bool),
+               mask=np.array([True, False, True]))
+    b = tracer.flush()
+    np.testing.assert_array_equal(b.S, S[[0, 2]])
+    np.testing.assert_array_equal(b.Rn, [1.0, 3.0])

@@ -150,3 +150,119 @@ def test_tensorboard_scalars(tmp_path):
     np.testing.assert_allclose(
         [v for _, v in by_tag["train/x"]], [m for _, _, m in returns], rtol=1e-6
     )
+
+
+# ---- record_metrics: checked at record time, without reading device values ---------------------
+
+
+class LazyValue:
+    """Stands in for a device array not computed yet: shape and dtype are known, reads are counted.
+
+    ``jax.device_get`` starts a copy with ``copy_to_host_async`` and reads with ``__array__``.
+    """
+
+    reads = 0
+
+    def __init__(self, value):
+        self._value = np.asarray(value, np.float32)
+        self.shape, self.dtype, self.size = self._value.shape, self._value.dtype, self._value.size
+
+    def copy_to_host_async(self):
+        LazyValue.reads += 1
+
+    def __array__(self, dtype=None, copy=None):
+        LazyValue.reads += 1
+        return self._value if dtype is None else self._value.astype(dtype)
+
+    def __float__(self):
+        LazyValue.reads += 1
+        return float(self._value.reshape(()))
+
+
+@pytest.mark.parametrize(
+    "metrics, exc, match",
+    [
+        ({"note": "hi"}, TypeError, "'note'.*real number"),
+        ({"x": None}, TypeError, "'x'"),
+        ({"x": [1.0]}, TypeError, "'x'"),
+        ({"x": 1 + 2j}, TypeError, "'x'"),
+        ({"x": np.array([1.0, 2.0, 3.0])}, ValueError, r"'x'.*size 1.*\(3,\)"),
+        ({"x": jnp.ones((2, 1))}, ValueError, r"'x'.*\(2, 1\)"),
+        ({"x": np.array(["a"])}, TypeError, "'x'.*dtype"),
+        ({"ok": 1.0, "x": np.zeros(2)}, ValueError, "'x'"),
+        ({3: 1.0}, TypeError, "names must be strings"),
+        (Metrics(("a", "b"), jnp.zeros(3)), ValueError, "2 keys needs 2 real values"),
+        (Metrics(("a",), jnp.zeros((1, 1))), ValueError, "1 keys needs 1"),
+        (Metrics(("a",), np.array(["x"])), ValueError, "kind 'U'"),
+        ([("loss", 1.0)], TypeError, "mapping"),
+    ],
+)
+def test_record_metrics_rejects_non_scalars(tmp_path, metrics, exc, match):
+    """Non-numeric or non-scalar values raise at record time, and the call records nothing.
+
+    Reference: the episode's TensorBoard scalars and averages are those of the good calls only.
+    """
+    env = TrainMonitor(gymnasium.make("CartPole-v1"), tensorboard_dir=tmp_path)
+    good = []
+
+    def before_step(t):
+        env.record_metrics({"ok": float(t)})
+        good.append(float(t))
+        if t == 2:
+            with pytest.raises(exc, match=match):
+                env.record_metrics(metrics)
+
+    _, rewards = run_episode(env, seed=0, policy_rng=np.random.default_rng(0),
+                             before_step=before_step)
+    env.close()
+    assert env.last_metrics == {"ok": pytest.approx(np.mean(good))}
+    scalars = [s for p in tmp_path.rglob("*tfevents*") for s in read_scalars(p)]
+    assert ("episode/length", len(rewards), len(rewards)) in scalars
+    assert [(tag, step) for tag, step, _ in scalars if tag == "ok"] == [("ok", len(rewards))]
+
+
+def test_record_metrics_accepts_size_one_values():
+    """Python numbers, numpy/JAX scalars and size-1 arrays of any shape average to the numpy mean."""
+    env = TrainMonitor(gymnasium.make("CartPole-v1"))
+    values = [1, 2.5, True, np.float32(-1.5), np.int64(7), np.array([3.0]), np.array([[4.0]]),
+              jnp.float32(0.25), jnp.array([5.0]), jnp.ones((1, 1, 1), jnp.int32)]
+    env.reset(seed=0)
+    for v in values:
+        env.record_metrics({"x": v})
+    env.record_metrics(Metrics(("x", "y"), jnp.array([2.0, 9.0])))
+    while not any(env.step(0)[2:4]):
+        pass
+    want = np.mean([float(np.ravel(np.asarray(v))[0]) for v in values] + [2.0])
+    assert env.last_metrics == {"x": pytest.approx(want), "y": pytest.approx(9.0)}
+
+
+def test_record_metrics_reads_no_value_before_episode_end():
+    """Recording lazy device values reads none of them; the episode's end reads each once."""
+    env = TrainMonitor(gymnasium.make("CartPole-v1"))
+    rng = np.random.default_rng(3)
+    recorded = {"loss": [], "acc": [], "lr": []}
+    LazyValue.reads = 0
+
+    def before_step(t):
+        loss, acc, lr = rng.normal(size=3).astype(np.float32)
+        env.record_metrics(Metrics(("loss", "acc"), LazyValue([loss, acc])))
+        env.record_metrics({"lr": LazyValue(lr)})
+        recorded["loss"].append(loss)
+        recorded["acc"].append(acc)
+        recorded["lr"].append(lr)
+
+    def after_step(t):
+        if not env.last_metrics:  # the episode is under way: nothing may have been read
+            assert LazyValue.reads == 0, f"step {t}"
+
+    _, rewards = run_episode(env, seed=0, policy_rng=rng, before_step=before_step,
+                             after_step=after_step)
+    assert 0 < LazyValue.reads <= 2 * (2 * len(rewards))  # one copy + one read per value at most
+    for k, v in recorded.items():
+        assert env.last_metrics[k] == pytest.approx(np.mean(v), rel=1e-5)
+
+
+def test_smoothing_must_be_an_int():
+    """smoothing=2.5 is refused rather than truncated to 2."""
+    with pytest.raises(TypeError):
+        TrainMonitor(gymnasium.make("CartPole-v1"), smoothing=2.5)

@@ -49,10 +49,21 @@ class SimpleReplayBuffer:
         """Forgets every stored transition (the preallocated arrays are kept)."""
         self._next = self._size = 0
 
-    def _allocate(self, leaves: list[np.ndarray], treedef) -> None:
-        self._treedef = treedef
+    def _allocate(self, leaves: list[np.ndarray], transition_batch: TransitionBatch) -> None:
+        paths, self._treedef = jax.tree_util.tree_flatten_with_path(transition_batch)
+        self._names = [jax.tree_util.keystr(path)[1:] for path, _ in paths]  # 'S', "S['pos']"
         self._storage = [np.zeros((self._capacity, *x.shape[1:]), x.dtype) for x in leaves]
         self._shapes = [x.shape[1:] for x in leaves]
+        self._layouts: dict[int, list] = {}
+
+    def _layout(self, n: int) -> list:
+        """``[(shape, dtype)]`` of every leaf of a conforming batch of ``n``, cached per ``n``."""
+        layout = self._layouts.get(n)
+        if layout is None:
+            layout = [((n, *shape), store.dtype) for shape, store in zip(self._shapes, self._storage)]
+            if len(self._layouts) < 16:
+                self._layouts[n] = layout
+        return layout
 
     def _check_leaves(self, leaves: list[np.ndarray], transition_batch) -> None:
         n = leaves[0].shape[0] if leaves and leaves[0].ndim else 0
@@ -60,17 +71,34 @@ class SimpleReplayBuffer:
             raise ValueError("every field of the TransitionBatch needs the same leading batch size; "
                              f"got {transition_batch!r}")
         if self._storage is not None:
-            for x, shape in zip(leaves, self._shapes):
+            for x, shape, name in zip(leaves, self._shapes, self._names):
                 if x.shape[1:] != shape:
-                    raise ValueError(f"a field has per-transition shape {x.shape[1:]}, the buffer "
-                                     f"stores {shape}: {transition_batch!r}")
+                    raise ValueError(f"field {name} has per-transition shape {x.shape[1:]}, the "
+                                     f"buffer stores {shape}: {transition_batch!r}")
+
+    def _conform(self, leaves: list[np.ndarray], transition_batch) -> list[np.ndarray]:
+        """The leaves in the stored dtypes; raises on a shape mismatch or a lossy conversion."""
+        self._check_leaves(leaves, transition_batch)
+        return [x if x.dtype == store.dtype else _convert(x, store.dtype, name)
+                for x, store, name in zip(leaves, self._storage, self._names)]
 
     def add(self, transition_batch: TransitionBatch) -> None:
         """Appends every transition of a batch (any batch size), overwriting the oldest when full.
 
+        The first add fixes each field's per-transition shape and dtype. A later batch in another
+        dtype is converted only where that keeps its values: any cast numpy calls ``safe``; ints
+        into a narrower int (e.g. gymnasium's int64 actions into int32) when every value fits;
+        ints or floats into a narrower float (e.g. float64 observations into float32), which may
+        round but must not overflow a finite value to ``inf``. Anything else (floats into ints,
+        numbers into bools, complex into reals) raises rather than truncate.
+
         Raises:
-            TypeError: not a ``TransitionBatch``, or its structure differs from what is stored.
-            ValueError: a field's shape differs from what is stored, or batch sizes disagree.
+            TypeError: not a ``TransitionBatch``; its structure differs from what is stored; or a
+                field's dtype cannot be converted to the stored one without changing values.
+            ValueError: a field's shape differs from what is stored, batch sizes disagree, or a
+                value does not fit the stored dtype (out of an int's range, or finite -> inf).
+
+        A failed add stores nothing.
         """
         if not isinstance(transition_batch, TransitionBatch):
             raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
@@ -78,13 +106,14 @@ class SimpleReplayBuffer:
         leaves = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in leaves]
         if self._storage is None:
             self._check_leaves(leaves, transition_batch)
-            self._allocate(leaves, treedef)
+            self._allocate(leaves, transition_batch)
         elif treedef != self._treedef:
             raise TypeError(f"this batch's structure differs from the stored one: {treedef} vs "
                             f"{self._treedef}")
         n = leaves[0].shape[0] if leaves[0].ndim else -1
-        if [x.shape for x in leaves] != [(n, *shape) for shape in self._shapes]:
-            self._check_leaves(leaves, transition_batch)  # raises, naming the mismatch
+        # one comparison checks every shape and dtype; the slow path names what differs
+        if [(x.shape, x.dtype) for x in leaves] != self._layout(n):
+            leaves = self._conform(leaves, transition_batch)
         if n > self._capacity:  # only the newest `capacity` would survive anyway
             leaves = [x[-self._capacity:] for x in leaves]
             self._next = (self._next + n - self._capacity) % self._capacity
@@ -121,3 +150,26 @@ class SimpleReplayBuffer:
 
     def __repr__(self) -> str:
         return f"SimpleReplayBuffer(capacity={self._capacity}, size={self._size})"
+
+
+def _convert(x: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``x`` as ``dtype`` where that keeps its values (see :meth:`SimpleReplayBuffer.add`)."""
+    if np.can_cast(x.dtype, dtype, "safe"):
+        return x.astype(dtype)
+    src, dst = x.dtype.kind, dtype.kind
+    if src in "biu" and dst in "iu":
+        info = np.iinfo(dtype)
+        if x.size and (int(x.min()) < info.min or int(x.max()) > info.max):
+            raise ValueError(f"field {name} holds {x.dtype} values in [{x.min()}, {x.max()}], "
+                             f"outside the range of the buffer's {dtype}")
+        return x.astype(dtype)
+    if (src in "iuf" and dst == "f") or (src in "iufc" and dst == "c"):
+        with np.errstate(over="ignore"):  # an overflow raises below, naming the field
+            y = x.astype(dtype)
+        overflow = np.isfinite(x) & ~np.isfinite(y)
+        if overflow.any():
+            raise ValueError(f"field {name}: {x.dtype} value {x[overflow][0]} overflows the "
+                             f"buffer's {dtype}")
+        return y
+    raise TypeError(f"field {name} is {x.dtype}, the buffer stores {dtype}: converting would change "
+                    f"the values (e.g. floats into ints truncate); convert it explicitly")
