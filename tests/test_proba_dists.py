@@ -208,6 +208,166 @@ def test_normal_jit_matches_eager(rng):
     np.testing.assert_allclose(jax.jit(dist.log_proba)(p, X), eager, rtol=1e-5, atol=1e-5)
 
 
+# ---- normal, squashed: the atoms at the caps (clipped-action convention) ------------------------
+#
+# |tanh(u)| is capped at float32(1 - 1e-6), so all u beyond ~7.25 give the same cap action. The
+# action's distribution is mixed: the change-of-variables density strictly inside, plus an atom at
+# each cap holding P(u >= U+) and P(u <= U-) (Fujita & Maeda 2018). An action within
+# 2 eps (|centre| + half) of a cap is that cap, and U± are the pre-actions whose exact squash
+# rounds (to float32) onto the edges of those windows.
+
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def np_caps(low, high):
+    """(cap_lo, cap_hi, u_lo, u_hi) of a squashed 1-d float32 Box (the documented convention)."""
+    c, h = np.float32((high + low) / 2), np.float32((high - low) / 2)
+    y_cap = np.float32(1 - 1e-6)
+    cap_hi, cap_lo = c + h * y_cap, c - h * y_cap
+    tol = np.float32(2 * F32_EPS * (abs(float(c)) + float(h)))
+    edge_hi, edge_lo = cap_hi - tol, cap_lo + tol
+    # exact actions that round to the window's edge or beyond: half-way to the next float32
+    mid_hi = (float(edge_hi) + float(np.nextafter(edge_hi, np.float32(-np.inf)))) / 2
+    mid_lo = (float(edge_lo) + float(np.nextafter(edge_lo, np.float32(np.inf)))) / 2
+    c, h = float(c), float(h)
+    u_hi, u_lo = np.arctanh((mid_hi - c) / h), np.arctanh((mid_lo - c) / h)
+    return float(cap_lo), float(cap_hi), u_lo, u_hi
+
+
+def params_1d(mu, sigma, n=1):
+    return {
+        "mu": np.full((n, 1), mu, np.float32),
+        "logvar": np.full((n, 1), 2 * np.log(sigma), np.float32),
+    }
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("mu, sigma", [(9.0, 0.5), (12.0, 0.1), (7.3, 0.3)])
+def test_squashed_capped_action_scores_atom_mass(mu, sigma, sign):
+    """A sampled capped action scores scipy's log P(u beyond the cap), and so does its gradient.
+
+    Before the fix mu=9, sigma=0.5 gave logp 6.0 with d/dmu -7.0 (the density at the cap); the
+    atom's log-mass is ~-1e-4 with d/dmu ~ +8e-4.
+    """
+    low, high = -2.0, 2.0
+    dist = NormalDist(gymnasium.spaces.Box(low, high, shape=(1,), dtype=np.float32))
+    cap_lo, cap_hi, u_lo, u_hi = np_caps(low, high)
+    mu = sign * mu
+    A = np.asarray(dist.sample(params_1d(mu, sigma, 256), jax.random.PRNGKey(0)))
+    cap = cap_hi if sign > 0 else cap_lo
+    A = A[np.abs(A[:, 0] - cap) < 1e-6][:4]  # a few samples at the cap (>= 66% of them are)
+    assert len(A) == 4
+    A = A.astype(np.float64)  # a float64 buffer round trip keeps them atoms
+
+    def ref(m):  # scipy, float64: log P(u >= u_hi) or log P(u <= u_lo)
+        return stats.norm.logsf(u_hi, m, sigma) if sign > 0 else stats.norm.logcdf(u_lo, m, sigma)
+
+    def logp(m):
+        return dist.log_proba({"mu": m, "logvar": params_1d(mu, sigma, 4)["logvar"]}, A)
+
+    np.testing.assert_allclose(logp(params_1d(mu, sigma, 4)["mu"]), ref(mu), rtol=1e-4, atol=1e-7)
+    grad = np.asarray(jax.grad(lambda m: logp(m).sum())(jnp.full((4, 1), mu, jnp.float32)))
+    h = 1e-4
+    fd = (ref(mu + h) - ref(mu - h)) / (2 * h)
+    assert sign * fd >= 0  # pushing mu further out makes the cap more likely
+    np.testing.assert_allclose(grad[:, 0], fd, rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("mu, logvar", [(0.0, 0.0), (9.0, -1.4), (-6.0, 0.5)])
+def test_squashed_interior_log_proba_unchanged(mu, logvar):
+    """Actions well inside the caps still score the change-of-variables density (numpy)."""
+    low, high = -1.0, 3.0
+    dist = NormalDist(gymnasium.spaces.Box(low, high, shape=(1,), dtype=np.float32))
+    c, h = 1.0, 2.0
+    y = np.array([-1 + 1e-4, -0.9, -0.3, 0.0, 0.5, 0.99, 1 - 1e-4])
+    A = (c + h * y).astype(np.float32)[:, None]
+    params = {"mu": np.full((7, 1), mu, np.float32), "logvar": np.full((7, 1), logvar, np.float32)}
+    y = (A[:, 0].astype(np.float64) - c) / h
+    want = np_gauss_logpdf(np.arctanh(y), mu, logvar) - np.log(h * (1 - y**2))
+    np.testing.assert_allclose(dist.log_proba(params, A), want, rtol=1e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0])
+@pytest.mark.parametrize("mu", [0.0, 5.0, 9.0, -9.0])
+def test_squashed_density_plus_atoms_is_one(mu, sigma):
+    """Density integrated strictly between the caps (trapezoid in u) + both atoms' masses == 1."""
+    low, high = -2.0, 2.0
+    dist = NormalDist(gymnasium.spaces.Box(low, high, shape=(1,), dtype=np.float32))
+    cap_lo, cap_hi, u_lo, u_hi = np_caps(low, high)
+    log_proba = jax.jit(dist.log_proba)
+    u = np.linspace(u_lo, u_hi, 400_001)
+    a = (np.tanh(u) * 2.0).astype(np.float32)[:, None]  # c = 0, h = 2
+    dens = np.exp(np.asarray(log_proba(params_1d(mu, sigma, len(u)), a), np.float64))
+    interior = integrate.trapezoid(dens * 2.0 * (1 - np.tanh(u) ** 2), u)
+    caps = np.array([[cap_lo], [cap_hi]], np.float32)
+    atoms = np.exp(np.asarray(log_proba(params_1d(mu, sigma, 2), caps), np.float64))
+    want = [stats.norm.cdf(u_lo, mu, sigma), stats.norm.sf(u_hi, mu, sigma)]
+    np.testing.assert_allclose(atoms, want, rtol=1e-4, atol=1e-7)
+    assert interior + atoms.sum() == pytest.approx(1.0, abs=2e-4)
+
+
+def test_squashed_cap_frequency_matches_atom_mass():
+    """mu=7.3, sigma=0.3: the fraction of samples at the upper cap is exp(log_proba(cap))."""
+    low, high = -2.0, 2.0
+    dist = NormalDist(gymnasium.spaces.Box(low, high, shape=(1,), dtype=np.float32))
+    cap_lo, cap_hi, u_lo, u_hi = np_caps(low, high)
+    N = 20_000
+    params = params_1d(7.3, 0.3, N)
+    A = np.asarray(dist.sample(params, jax.random.PRNGKey(0)))
+    at_cap = A[:, 0] >= cap_hi - 2 * F32_EPS * 2.0
+    lp = np.asarray(dist.log_proba(params, A))
+    np.testing.assert_array_equal(lp[at_cap], lp[at_cap][0])  # all scored as the same atom
+    p = float(np.exp(lp[at_cap][0]))
+    assert p == pytest.approx(stats.norm.sf(u_hi, 7.3, 0.3), rel=1e-4)
+    # binomial noise, plus a little for XLA's float32 tanh, off by up to ~1 ulp (~0.05 in u) here
+    assert abs(at_cap.mean() - p) < 4 * np.sqrt(p * (1 - p) / N) + 0.005
+
+
+@pytest.mark.parametrize("mu", [-20.0, 0.0, 20.0])
+def test_squashed_gradients_finite_at_caps_and_inside(mu):
+    """d log_proba / d(mu, logvar) is finite at both caps and inside, for mu far beyond either."""
+    dist = NormalDist(gymnasium.spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32))
+    cap_lo, cap_hi, _, _ = np_caps(-2.0, 2.0)
+    A = np.array([[cap_lo], [cap_hi], [-1.9], [0.0], [1.5], [-2.0], [2.0]], np.float32)
+    for logvar in (-4.0, 0.0, 2.0):
+        params = {"mu": jnp.full((7, 1), mu), "logvar": jnp.full((7, 1), logvar)}
+        lp, grads = jax.value_and_grad(lambda p: dist.log_proba(p, A).sum())(params)
+        assert np.isfinite(lp)
+        assert all(np.all(np.isfinite(g)) for g in grads.values())
+        # the bounds themselves (e.g. an externally clipped action) count as the caps' atoms
+        lp = np.asarray(dist.log_proba(params, A))
+        np.testing.assert_array_equal(lp[[5, 6]], lp[[0, 1]])
+
+
+def test_policy_return_logp_is_atom_mass(box_env):
+    """Pendulum policy with mu = 9: pi(s, return_logp=True) gives the cap and its atom log-mass."""
+    import haiku as hk
+
+    import a2c_jax
+
+    sigma = 0.5
+
+    def func(S, is_training):
+        zeros = hk.Linear(1, w_init=jnp.zeros)(S)  # a parameter, but mu and sigma are constant
+        return {"mu": zeros + 9.0, "logvar": zeros + 2 * np.log(sigma)}
+
+    pi = a2c_jax.Policy(func, box_env, random_seed=0)
+    low, high = float(box_env.action_space.low[0]), float(box_env.action_space.high[0])
+    _, cap_hi, _, u_hi = np_caps(low, high)
+    want = stats.norm.logsf(u_hi, 9.0, sigma)  # ~ -1e-4
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        s = rng.uniform(-1, 1, size=3).astype(np.float32)
+        a, logp = pi(s, return_logp=True)
+        assert a[0] == np.float32(cap_hi)
+        assert logp == pytest.approx(want, rel=1e-4, abs=1e-7)
+        dp = pi.dist_params(s)
+        lib = pi.proba_dist.log_proba({k: x[None] for k, x in dp.items()}, a[None])
+        assert logp == pytest.approx(float(lib[0]), rel=1e-6, abs=1e-9)
+    a, logp = pi.mode(s, return_logp=True)
+    assert a[0] == np.float32(cap_hi) and logp == pytest.approx(want, rel=1e-4, abs=1e-7)
+
+
 # ---- selection and parameter checks -------------------------------------------------------------
 
 
