@@ -15,6 +15,7 @@ from ..utils._metrics import Metrics, pack_metrics
 from ..utils._trees import check_same_tree
 from ._base import RUN_ONCE, BaseFunc, raw_key
 from ._flat_optimizer import init_optimizer
+from ._ownership import held_once
 
 
 def global_norm(tree) -> jax.Array:
@@ -71,9 +72,13 @@ class BaseUpdater(abc.ABC):
             optimizer, f.params, flatten_optimizer, RUN_ONCE)
         self._key = raw_key(f.random_seed, 2)
         self._metric_keys: dict[str, tuple[str, ...]] = {}
+        # the donating forms reuse the old buffers in place; the others (compiled on first need)
+        # run when someone else still holds those arrays (see _donatable)
         self._step_jit = jax.jit(self._step_packed, donate_argnums=(0, 1))
+        self._step_jit_keep = jax.jit(self._step_packed)
         self._grads_jit = jax.jit(self._grads_packed)
         self._apply_jit = jax.jit(self._apply_checked, donate_argnums=(0, 1))
+        self._apply_jit_keep = jax.jit(self._apply_checked)
 
     # ---- to be defined by subclasses ------------------------------------------------------------
 
@@ -172,10 +177,20 @@ class BaseUpdater(abc.ABC):
             raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
         check_batch_shapes(transition_batch)
 
+    def _donatable(self) -> bool:
+        """Whether the params and optimizer state are referenced by this updater's function
+        approximator and by this updater only, so that the step may delete them (donation).
+
+        A user's ``old = v.params``, a target ``v_targ.params = v.params`` or a shallow copy keeps
+        the arrays alive: the step then leaves them intact and writes new ones.
+        """
+        return held_once(self._f, "_params") and held_once(self, "_optimizer_state")
+
     def _run_step(self, transition_batch, *args):
         # callers have run self._check_batch (or a check that includes it)
         f = self._f
-        params, opt_state, state, self._key, metrics, aux = self._step_jit(
+        step = self._step_jit if self._donatable() else self._step_jit_keep
+        params, opt_state, state, self._key, metrics, aux = step(
             f.params, self._optimizer_state, f.function_state, self.hyperparams, self._key,
             transition_batch, *args)
         # bypass the setters' shape checks: the compiled step preserves structure by construction
@@ -197,7 +212,8 @@ class BaseUpdater(abc.ABC):
         """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
         f = self._f
         check_same_tree(grads, f.params, f"{type(self).__name__}.apply_grads: grads")
-        f._params, self._optimizer_state = self._apply_jit(f.params, self._optimizer_state, grads)
+        apply = self._apply_jit if self._donatable() else self._apply_jit_keep
+        f._params, self._optimizer_state = apply(f.params, self._optimizer_state, grads)
         if function_state is not None:
             f.function_state = function_state
 
