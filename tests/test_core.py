@@ -123,6 +123,26 @@ def test_params_setter_checks(v):
     np.testing.assert_array_equal(v.params["v/linear"]["w"], good["v/linear"]["w"])
 
 
+def test_setters_convert_float_dtypes_and_refuse_other_kinds(v, rng):
+    """float16/float64 params are converted to the held float32 (never trained at another
+    precision); integer params, and a float Adam moment given as int8, raise naming the leaf."""
+    good = host_copy(v.params)
+    v.params = jax.tree.map(lambda x: x.astype(np.float16), good)
+    assert {x.dtype for x in jax.tree.leaves(v.params)} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(v.params["v/linear"]["w"], good["v/linear"]["w"].astype(np.float16))
+    v.params = jax.tree.map(lambda x: x.astype(np.float64), good)
+    assert {x.dtype for x in jax.tree.leaves(v.params)} == {np.dtype(np.float32)}
+    with pytest.raises(TypeError, match=r"linear.*dtype int32, expected float32"):
+        v.params = jax.tree.map(lambda x: x.astype(np.int32), good)
+    td = SimpleTD(v, optimizer=optax.adam(0.01), flatten_optimizer=False)
+    opt = host_copy(td.optimizer_state)
+    td.optimizer_state = opt  # same dtypes: accepted
+    with pytest.raises(TypeError, match="dtype"):
+        td.optimizer_state = jax.tree.map(
+            lambda x: x.astype(np.int8) if x.dtype == np.float32 else x, opt)
+    td.update(make_batch(rng, 8))  # still trains after the refused calls
+
+
 def test_v_copy_is_independent(v, rng):
     """v.copy() keeps its own params: updating v leaves the copy's values (numpy ref) unchanged."""
     v_copy = v.copy()

@@ -104,3 +104,17 @@ def test_compiles_once_for_a_shape():
     for seed in range(3):
         r = np.random.default_rng(seed).normal(size=(8, 2)).astype(np.float32)
         f(r, r, np.zeros(2, np.float32), np.zeros((8, 2), np.float32), gamma=0.99, lam=0.95)
+
+
+def test_bad_gamma_lam_and_unpaired_final_values_raise():
+    """gamma or lam outside [0, 1] (or NaN) and final_values without truncated are refused."""
+    r = np.ones(4, np.float32)
+    for kw in [{"gamma": 1.5}, {"gamma": -0.1}, {"gamma": float("nan")}, {"lam": -1.0},
+               {"lam": 1.01}]:
+        with pytest.raises(ValueError, match="must be in"):
+            compute_gae(r, r, 0.0, np.zeros(4), **kw)
+    with pytest.raises(ValueError, match="final_values"):
+        compute_gae(r, r, 0.0, np.zeros(4), final_values=r)
+    # a traced gamma (inside the caller's jit) is still accepted
+    adv, _ = jax.jit(lambda g: compute_gae(r, r, 0.0, np.zeros(4), gamma=g))(0.9)
+    assert adv.shape == (4,)

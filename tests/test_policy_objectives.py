@@ -257,3 +257,21 @@ def test_batch_fields_with_the_wrong_rows_are_refused_by_every_updater(pi, v, ba
             call()
     for old, new in zip(before, (pi.params, v.params)):
         jax.tree.map(np.testing.assert_array_equal, host_copy(old), host_copy(new))
+
+
+def test_regularizer_and_action_checks(pi, v, batch, adv):
+    """EntropyRegularizer needs a Policy and a finite beta; a host batch with actions outside the
+    Discrete space, or non-integer actions, is refused before the step (it would only show as a
+    non-finite loss and a silently skipped update)."""
+    with pytest.raises(TypeError, match="Policy"):
+        EntropyRegularizer(v)
+    with pytest.raises(ValueError, match="finite"):
+        EntropyRegularizer(pi, beta=float("inf"))
+    vpg = VanillaPG(pi)
+    A = np.asarray(batch.A)
+    for bad in (np.where(np.arange(len(A)) == 3, 2, A), np.where(np.arange(len(A)) == 0, -1, A)):
+        with pytest.raises(ValueError, match="outside"):
+            vpg.update(batch._replace(A=bad.astype(A.dtype)), adv)
+    with pytest.raises(ValueError, match="integer"):
+        vpg.update(batch._replace(A=A.astype(np.float32)), adv)
+    vpg.update(batch._replace(A=A), adv)

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from ..utils._dispatch import prefer_synchronous_cpu_dispatch
-from ..utils._trees import check_same_tree, copy_tree
+from ..utils._trees import conform_tree, copy_tree
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
 RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -102,13 +102,16 @@ class BaseFunc:
 
     @property
     def params(self) -> hk.Params:
-        """The Haiku parameters. Setting checks the tree structure and every leaf's shape."""
+        """The Haiku parameters (the live arrays: keep a snapshot with :meth:`copy`).
+
+        Setting checks the tree structure and every leaf's shape; a leaf of another float dtype
+        is converted to the current one, a leaf of another kind (e.g. integers) raises.
+        """
         return self._params
 
     @params.setter
     def params(self, new_params: hk.Params) -> None:
-        check_same_tree(new_params, self._params, f"{type(self).__name__}.params")
-        self._params = new_params
+        self._params = conform_tree(new_params, self._params, f"{type(self).__name__}.params")
 
     @property
     def function_state(self) -> hk.State:
@@ -117,8 +120,8 @@ class BaseFunc:
 
     @function_state.setter
     def function_state(self, new_state: hk.State) -> None:
-        check_same_tree(new_state, self._function_state, f"{type(self).__name__}.function_state")
-        self._function_state = new_state
+        self._function_state = conform_tree(new_state, self._function_state,
+                                            f"{type(self).__name__}.function_state")
 
     def copy(self, deep: bool = True) -> BaseFunc:
         """A copy with its own parameter arrays (safe to update one without touching the other)."""

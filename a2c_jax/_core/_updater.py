@@ -12,7 +12,7 @@ import optax
 
 from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics, pack_metrics
-from ..utils._trees import check_same_tree
+from ..utils._trees import check_same_tree, conform_tree
 from ._base import RUN_ONCE, BaseFunc, raw_key
 from ._flat_optimizer import init_optimizer
 from ._ownership import held_once
@@ -233,8 +233,8 @@ class BaseUpdater(abc.ABC):
 
     @optimizer_state.setter
     def optimizer_state(self, new_state) -> None:
-        check_same_tree(new_state, self._optimizer_state, f"{type(self).__name__}.optimizer_state")
-        self._optimizer_state = new_state
+        self._optimizer_state = conform_tree(new_state, self._optimizer_state,
+                                             f"{type(self).__name__}.optimizer_state")
 
 
 # per-transition scalars: exactly [B]; the rest: a leading axis of B on every leaf

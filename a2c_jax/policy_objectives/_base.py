@@ -103,6 +103,18 @@ class PolicyObjective(BaseUpdater):
         if np.shape(Adv) != (n,):
             raise ValueError(f"Adv has shape {np.shape(Adv)}; expected ({n},), one advantage per "
                              "transition in the batch")
+        A = transition_batch.A
+        if self.pi._discrete and isinstance(A, np.ndarray):
+            # host actions (the buffer's): checked here, as an out-of-range index would only show
+            # as a non-finite loss and a skipped step; device arrays are not fetched to check
+            space = self.pi.action_space
+            if A.dtype.kind not in "iu":
+                raise ValueError(f"TransitionBatch.A must hold integer actions for {space}, got "
+                                 f"dtype {A.dtype}")
+            start = int(space.start)
+            if A.size and (A.min() < start or A.max() >= start + int(space.n)):
+                raise ValueError(f"TransitionBatch.A has actions outside {space}: min {A.min()}, "
+                                 f"max {A.max()}")
         if self.requires_logp and transition_batch.logP is None:
             raise ValueError(f"{type(self).__name__} needs the batch's logP (log π(A|S) at "
                              "collection time); record it with tracer.add(..., logp)")

@@ -34,6 +34,11 @@ class EntropyRegularizer(Regularizer):
     """
 
     def __init__(self, f: Any, beta: float = 0.001):
+        from .._core import Policy
+
+        if not isinstance(f, Policy):
+            raise TypeError(f"EntropyRegularizer needs the Policy whose entropy it rewards, got "
+                            f"{type(f).__name__}")
         super().__init__(f)
         self.beta = beta
 
@@ -44,8 +49,8 @@ class EntropyRegularizer(Regularizer):
     @beta.setter
     def beta(self, value: float) -> None:
         value = float(value)
-        if not value >= 0:
-            raise ValueError(f"beta must be >= 0, got {value}")
+        if not 0 <= value < float("inf"):
+            raise ValueError(f"beta must be finite and >= 0, got {value}")
         self.hyperparams["beta"] = value
 
     def penalty(self, dist_params, transition_batch, hparams):

@@ -41,6 +41,13 @@ def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
     Returns:
         ``(advantages, returns)``, each the shape of ``rewards``.
     """
+    for name, x in (("gamma", gamma), ("lam", lam)):
+        # checked when concrete; a traced gamma/lam (inside a user's jit) is the caller's to check
+        if not isinstance(x, jax.core.Tracer) and not 0.0 <= float(x) <= 1.0:
+            raise ValueError(f"compute_gae: {name} must be in [0, 1], got {x}")
+    if final_values is not None and truncated is None:
+        raise ValueError("compute_gae: final_values is only used with truncated (which steps a "
+                         "time limit cut); pass both or neither")
     rewards, values = jnp.asarray(rewards), jnp.asarray(values)
     dtype = jnp.result_type(rewards.dtype, values.dtype, jnp.float32)
     rewards, values = rewards.astype(dtype), values.astype(dtype)
