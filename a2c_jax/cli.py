@@ -51,6 +51,18 @@ def _check_env(env_id: str) -> None:
         raise UsageError(f"unknown env {env_id!r}{hint}")
 
 
+def _check_seed(seed: int | None, num_seeds: int) -> None:
+    from .training._trainer import MAX_SEED
+
+    if seed is None:
+        return
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    if seed + num_seeds - 1 > MAX_SEED:  # run k of --num-seeds uses seed + k
+        raise UsageError(f"--seed {seed} with --num-seeds {num_seeds} uses seeds up to "
+                         f"{seed + num_seeds - 1}; the largest is {MAX_SEED}")
+
+
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -69,6 +81,10 @@ def train(args) -> int:
         raise UsageError(f"--num-envs must be >= 1, got {args.num_envs}")
     if args.num_seeds is not None and args.num_seeds < 1:
         raise UsageError(f"--num-seeds must be >= 1, got {args.num_seeds}")
+    _check_seed(args.seed, args.num_seeds or 1)
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0 (0: only at the end), got "
+                         f"{args.checkpoint_every}")
     if args.engine == "jit":
         return train_jit(args)
     if args.num_seeds not in (None, 1):
@@ -180,10 +196,19 @@ def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
     import gymnasium
 
     from .training import preset
+    from .training._trainer import check_spaces
 
-    probe = gymnasium.make(env_id)
+    try:
+        probe = gymnasium.make(env_id)
+    except gymnasium.error.Error as err:  # e.g. a missing optional dependency
+        raise UsageError(f"cannot make {env_id}: {err}") from None
+    try:
+        check_spaces(probe, env_id)
+    except TypeError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        probe.close()
     space = probe.action_space
-    probe.close()
     algo = algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
     config = preset(env_id, algo)
     if num_envs is not None:

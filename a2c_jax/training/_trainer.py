@@ -38,6 +38,8 @@ from ..value_losses import mse
 from ._presets import TrainConfig
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+# seeds are 0 .. 2**32 - 1: gymnasium refuses negative ones, and Policy/V reduce theirs modulo 2**32
+MAX_SEED = 2**32 - 1
 
 
 def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
@@ -63,8 +65,39 @@ def _mlp(sizes, activation, name):
     return hk.Sequential(layers)
 
 
+OBSERVATION_SPACES = (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiBinary)
+ACTION_SPACES = (gymnasium.spaces.Box, gymnasium.spaces.Discrete)
+
+
+def _names(types) -> str:
+    names = [t.__name__ for t in types]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+def check_spaces(env: gymnasium.Env, env_id: str | None = None) -> None:
+    """Raises ``TypeError`` naming the space unless the trainer's MLPs support ``env``'s spaces.
+
+    Observations must come as one array per env (``Box``; ``Discrete``, one-hot encoded;
+    ``MultiBinary``), not as ``Tuple``/``Dict`` structures; actions must be ``Discrete`` or
+    ``Box`` (the policies' categorical and Gaussian distributions).
+    """
+    name = env_id or (env.spec.id if getattr(env, "spec", None) else "the env")
+    for kind, space, ok in (("observation", env.observation_space, OBSERVATION_SPACES),
+                            ("action", env.action_space, ACTION_SPACES)):
+        if not isinstance(space, ok):
+            raise TypeError(
+                f"{name} has the {kind} space {space!r}, which the trainer does not support "
+                f"(observations: {_names(OBSERVATION_SPACES)}; actions: {_names(ACTION_SPACES)})")
+
+
 def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple[Policy, V]:
-    """Separate actor and critic MLPs (SB3's default layout) as a Policy and a V."""
+    """Separate actor and critic MLPs (SB3's default layout) as a Policy and a V.
+
+    Raises:
+        TypeError: an observation or action space the MLPs do not support (see
+            :func:`check_spaces`; the message names the space).
+    """
+    check_spaces(env)
     hidden, act = config.hidden, config.activation
     space = env.action_space
 
@@ -290,11 +323,29 @@ class Trainer:
         st = load_checkpoint(path)
         if st.get("engine") == "jit":
             raise CheckpointError(f"{path} was written by --engine jit; resume it with --engine jit")
-        trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
-                      asynchronous=asynchronous)
+        _check_entries(st, _STATE_ENTRIES, path)
+        seed = st["seed"]
+        if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                or not 0 <= seed <= MAX_SEED):
+            raise CheckpointError(f"{path} has an invalid seed {seed!r}")
+        if st["env_id"] not in gymnasium.registry:
+            raise CheckpointError(f"{path} is a run on {st['env_id']!r}, an env gymnasium does "
+                                  "not know here")
+        try:
+            trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
+                          asynchronous=asynchronous)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path} has an invalid config or seed: {err}") from None
         put = jax.device_put
-        trainer.pi.params, trainer.pi.function_state = put(st["pi"]["params"]), put(st["pi"]["state"])
-        trainer.v.params, trainer.v.function_state = put(st["v"]["params"]), put(st["v"]["state"])
+        try:  # the setters check tree structure and leaf shapes against the rebuilt networks
+            trainer.pi.params, trainer.pi.function_state = (put(st["pi"]["params"]),
+                                                            put(st["pi"]["state"]))
+            trainer.v.params, trainer.v.function_state = (put(st["v"]["params"]),
+                                                          put(st["v"]["state"]))
+        except (TypeError, ValueError) as err:
+            trainer.close()
+            raise CheckpointError(f"{path}: the saved parameters do not fit the run's networks "
+                                  f"({err})") from None
         trainer.pi._key, trainer.v._key = put(st["pi"]["key"]), put(st["v"]["key"])
         trainer.td.optimizer_state, trainer.td._key = put(st["td"]["opt"]), put(st["td"]["key"])
         trainer.pg.optimizer_state, trainer.pg._key = put(st["pg"]["opt"]), put(st["pg"]["key"])
@@ -313,6 +364,34 @@ class Trainer:
 
     def close(self) -> None:
         self.envs.close()
+
+
+# the entries of Trainer.state_dict that Trainer.load reads (a nested dict lists sub-entries)
+_STATE_ENTRIES = {
+    "env_id": None, "seed": None, "config": None,
+    "pi": {"params": None, "state": None, "key": None},
+    "v": {"params": None, "state": None, "key": None},
+    "td": {"opt": None, "key": None}, "pg": {"opt": None, "key": None},
+    "envs": None, "obs": None, "np_rng": None, "ep_return": None, "ep_length": None,
+    "returns": None, "ends": None, "recent": None, "env_steps": None, "updates": None,
+    "solved_at_step": None, "train_seconds": None,
+}
+
+
+def _check_entries(st, spec: dict, path, prefix: str = "") -> None:
+    """Raises :class:`CheckpointError` naming the first entry of ``spec`` that ``st`` lacks."""
+    for key, sub in spec.items():
+        name = f"{prefix}{key}"
+        if key not in st:
+            raise CheckpointError(f"{path} is incomplete: it has no {name!r} entry")
+        if sub is not None:
+            if not isinstance(st[key], dict):
+                raise CheckpointError(f"{path} is damaged: its {name!r} entry is of type "
+                                      f"{type(st[key]).__name__}, not dict")
+            _check_entries(st[key], sub, path, f"{name}/")
+    if not prefix and not isinstance(st["config"], dict):
+        raise CheckpointError(f"{path} has an invalid config: a {type(st['config']).__name__}, "
+                              "not a dict")
 
 
 def _weighted_mse(weight, y_true, y_pred, w=None):
