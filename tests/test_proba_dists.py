@@ -399,3 +399,32 @@ def test_check_dist_params(cat, unbounded):
         unbounded.check_dist_params({"mu": np.zeros((4, 2, 3))}, 4)
     with pytest.raises(ValueError):
         unbounded.check_dist_params({"mu": np.zeros((4, 6)), "logvar": np.zeros((4, 6))}, 4)
+
+
+def test_categorical_with_masked_actions_has_finite_entropy_kl_and_gradients():
+    """-inf logits (masked actions): entropy and KL equal those of the distribution over the
+    remaining actions (numpy reference), and their gradients are finite."""
+    from a2c_jax.proba_dists import CategoricalDist
+
+    dist = CategoricalDist(gymnasium.spaces.Discrete(4))
+    logits = jnp.array([[0.3, -jnp.inf, 1.2, -0.5], [-jnp.inf, 2.0, -jnp.inf, 0.1]])
+    q_logits = jnp.array([[1.0, 0.0, -1.0, 0.2], [0.5, 0.5, 0.5, 0.5]])
+
+    def np_dist(row):
+        row = np.asarray(row, np.float64)
+        keep = np.isfinite(row)
+        p = np.zeros_like(row)
+        p[keep] = np.exp(row[keep] - row[keep].max())
+        return p / p.sum()
+
+    for i in range(2):
+        p, q = np_dist(logits[i]), np_dist(q_logits[i])
+        nz = p > 0
+        want_h = -np.sum(p[nz] * np.log(p[nz]))
+        want_kl = np.sum(p[nz] * (np.log(p[nz]) - np.log(q[nz])))
+        assert float(dist.entropy({"logits": logits})[i]) == pytest.approx(want_h, rel=1e-5)
+        assert float(dist.kl_divergence({"logits": logits}, {"logits": q_logits})[i]) == (
+            pytest.approx(want_kl, rel=1e-5))
+    g = jax.grad(lambda z: dist.entropy({"logits": z}).sum()
+                 + dist.kl_divergence({"logits": z}, {"logits": q_logits}).sum())(logits)
+    assert np.all(np.isfinite(np.asarray(g)))

@@ -40,13 +40,19 @@ class CategoricalDist(BaseProbaDist):
         return jnp.take_along_axis(logp_all, X[:, None], axis=-1)[:, 0]
 
     def entropy(self, dist_params: DistParams) -> chex.Array:
+        # actions masked out with -inf logits have p = 0 and contribute 0 (not 0 * -inf = NaN);
+        # the where on log p keeps the gradient finite too
         logp_all = jax.nn.log_softmax(dist_params["logits"], axis=-1)
-        return -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+        p = jnp.exp(logp_all)
+        return -jnp.sum(jnp.where(p > 0, p * jnp.where(p > 0, logp_all, 0.0), 0.0), axis=-1)
 
     def kl_divergence(self, dist_params_p: DistParams, dist_params_q: DistParams) -> chex.Array:
+        # terms with p = 0 are 0 (masked actions); q = 0 where p > 0 gives +inf, as it should
         logp = jax.nn.log_softmax(dist_params_p["logits"], axis=-1)
         logq = jax.nn.log_softmax(dist_params_q["logits"], axis=-1)
-        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+        p = jnp.exp(logp)
+        diff = jnp.where(p > 0, logp - logq, 0.0)
+        return jnp.sum(jnp.where(p > 0, p * diff, 0.0), axis=-1)
 
     def mode(self, dist_params: DistParams) -> chex.Array:
         return jnp.argmax(dist_params["logits"], axis=-1).astype(jnp.int32) + self.start
