@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from ..utils._dispatch import prefer_synchronous_cpu_dispatch
-from ..utils._trees import conform_tree, copy_tree
+from ..utils._trees import conform_tree, copy_tree, tree_signature
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
 RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -50,6 +50,8 @@ class BaseFunc:
     compiled steps carry no key splits for them. The pure batched apply is :meth:`function`; the
     object's methods call a few cached jitted functions built on it.
     """
+
+    _params_signature: tuple | None = None  # see the params setter
 
     def __init__(self, func: Callable, env: Any, observation_preprocessor: Preprocessor | None,
                  random_seed: int | None):
@@ -111,7 +113,14 @@ class BaseFunc:
 
     @params.setter
     def params(self, new_params: hk.Params) -> None:
-        self._params = conform_tree(new_params, self._params, f"{type(self).__name__}.params")
+        # fast path (the recipe sets params after every update): the same structure, shapes and
+        # dtypes as held, which never change over the object's life (conform_tree keeps them)
+        if self._params_signature is None:
+            self._params_signature = tree_signature(self._params)
+        sig = tree_signature(new_params)
+        if sig is None or sig != self._params_signature:
+            new_params = conform_tree(new_params, self._params, f"{type(self).__name__}.params")
+        self._params = new_params
 
     @property
     def function_state(self) -> hk.State:

@@ -60,6 +60,20 @@ def conform_tree(new: Any, old: Any, what: str) -> Any:
     return jax.tree_util.tree_unflatten(treedef, out) if changed else new
 
 
+def tree_signature(tree: Any) -> tuple | None:
+    """``(treedef, ((shape, dtype), ...))`` of a tree of arrays (``None`` if a leaf is not an
+    array): two trees with equal signatures pass :func:`conform_tree` unchanged, so a setter can
+    compare signatures (a few µs) before falling back to the full check."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    sig = []
+    for x in leaves:
+        shape = getattr(x, "shape", None)
+        if shape is None:
+            return None
+        sig.append((tuple(shape), x.dtype))
+    return treedef, tuple(sig)
+
+
 def _dtype(x: Any) -> np.dtype | None:
     if x is None:
         return None
