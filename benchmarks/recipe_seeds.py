@@ -10,6 +10,8 @@ this script measures the rate over many seeds, for these configurations:
 - ``coax``: the shared script ``../shared/anchors/seed_recipe.py --lib coax`` under coax's own
   interpreter (only with ``--coax-python``; about 3 minutes per seed at 100k steps);
 - ``a2c_jax``: the same shared script with ``--lib a2c_jax``;
+- ``a2c_jax, coax semantics``: that run with a2c_jax switched to coax's TD error (Huber critic,
+  ``clip(G - v(S), -1, 1)`` handed to the policy) by ``_coax_semantics.py``;
 - the recipe as ``benchmarks/recipe.py`` writes it (one env loop; other random streams than the
   shared script), with a2c_jax's defaults and with one change each: ``coax semantics`` (Huber
   critic, advantage ``clip(G - v(S), -1, 1)``), ``truncation-aware`` (the 500-step time limit
@@ -47,11 +49,11 @@ EPISODE = re.compile(r"^ep (\d+) T (\d+) G (\S+) avg20")
 
 # name -> keyword arguments of recipe.run
 VARIANTS = {
-    "recipe.py defaults": {},
-    "coax semantics": {"value_loss": "huber", "advantage": "clipped"},
-    "truncation-aware": {"truncation_aware": True},
-    "entropy 0.01": {"entropy": 0.01},
-    "truncation-aware + entropy 0.01": {"truncation_aware": True, "entropy": 0.01},
+    "recipe.py: defaults": {},
+    "recipe.py: coax semantics": {"value_loss": "huber", "advantage": "clipped"},
+    "recipe.py: truncation-aware": {"truncation_aware": True},
+    "recipe.py: entropy 0.01": {"entropy": 0.01},
+    "recipe.py: truncation-aware + entropy 0.01": {"truncation_aware": True, "entropy": 0.01},
 }
 
 
@@ -77,8 +79,10 @@ def parse_log(text: str, max_steps: int) -> tuple[list[int], list[float]]:
     return ends, returns
 
 
-def run_shared(python: str, lib: str, seed: int, max_steps: int, path: Path) -> None:
-    cmd = [python, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
+def run_shared(python: str, lib: str, seed: int, max_steps: int, path: Path,
+               coax_semantics: bool = False) -> None:
+    wrapper = [str(HERE / "_coax_semantics.py")] if coax_semantics else []
+    cmd = [python, *wrapper, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
            "--max-steps", str(max_steps), "--max-seconds", "3600"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -162,6 +166,7 @@ def main(argv=None) -> int:
     if args.coax_python:
         configs["coax"] = ("shared", (args.coax_python, "coax"))
     configs["a2c_jax"] = ("shared", (sys.executable, "a2c_jax"))
+    configs["a2c_jax, coax semantics"] = ("shared", (sys.executable, "a2c_jax", True))
     for name, kwargs in VARIANTS.items():
         configs[name] = ("variant", kwargs)
     if args.only:
@@ -193,7 +198,7 @@ def main(argv=None) -> int:
     print(f"\nCartPole-v1, coax's A2C recipe, seeds 0-{n - 1}, {budget} env steps each; "
           f"'reach X': the mean of the last 20 episode returns reached X")
     by_budget = f"475 by {budget // 1000}k"
-    head = (f"{'configuration':32} {'195 by 50k':>10} {'475 by 50k':>10} {by_budget:>11}"
+    head = (f"{'configuration':44} {'195 by 50k':>10} {'475 by 50k':>10} {by_budget:>11}"
             f" {'95% interval':>13} {'P(2 of 3)':>9} {'seeds 0-2 (best avg20 by 50k)':>30}")
     print(head)
     table = {}
@@ -217,7 +222,7 @@ def main(argv=None) -> int:
             "first_step_475": r475,
         }
         table[name] = row
-        print(f"{name:32} {row['reach_195_by_50k']:>7}/{n:<2} {k50:>7}/{n:<2} {kall:>8}/{n:<2} "
+        print(f"{name:44} {row['reach_195_by_50k']:>7}/{n:<2} {k50:>7}/{n:<2} {kall:>8}/{n:<2} "
               f"{f'{lo:.2f}-{hi:.2f}':>13} {row['p_two_of_three']:>9.3f} "
               f"{' / '.join(f'{b:.0f}' for b in best50):>30}", flush=True)
     summary = args.out / f"recipe_seeds_{budget}.json"
@@ -240,8 +245,10 @@ def plot(table: dict, n: int, budget: int, path: Path) -> None:
     for name, row in table.items():
         hits = np.asarray([t for t in row["first_step_475"] if t is not None], dtype=float)
         share = [(hits <= s).sum() / n for s in steps]
+        # the shared script's runs solid, recipe.py's (other random streams) dashed
         ax.step(steps, share, where="post", label=name,
-                lw=2.2 if name in ("coax", "a2c_jax") else 1.3)
+                lw=2.2 if name in ("coax", "a2c_jax") else 1.3,
+                ls="--" if name.startswith("recipe.py") else "-")
     ax.axvline(50_000, color="grey", ls="--", lw=0.8)
     ax.axhline(2 / 3, color="grey", ls=":", lw=0.8)
     ax.text(51_000, 2 / 3 + 0.01, "the issue's bar (2 of 3 seeds)", fontsize=8, color="grey")
