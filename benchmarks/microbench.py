@@ -259,7 +259,12 @@ def benchmarks(o, steps: list) -> list[tuple[str, Callable, Callable | None]]:
         metrics_env.record_metrics(metrics_v)
         metrics_env.record_metrics(metrics_pi)
         pi.params, v.params = o.sync(pi.params, v.params)
-        return pi.params, v.params, metrics_v, metrics_pi
+        # wait for the new params here instead of returning them: the harness holds what a call
+        # returns until the next call, and a2c_jax does not donate buffers someone else holds
+        # (the recipe's own loop holds none), so returning them would time a path the recipe
+        # never takes
+        block((pi.params, v.params))
+        return metrics_v, metrics_pi
 
     return [
         ("pi(s)", lambda: pi(s0), None),

@@ -112,7 +112,11 @@ class PolicyObjective(BaseUpdater):
                 raise ValueError(f"TransitionBatch.A must hold integer actions for {space}, got "
                                  f"dtype {A.dtype}")
             start = int(space.start)
-            if A.size and (A.min() < start or A.max() >= start + int(space.n)):
+            # one reduction: shifted to 0 and seen as unsigned, a negative index becomes huge
+            idx = A - A.dtype.type(start) if start else A
+            if idx.dtype.kind == "i":
+                idx = idx.view(idx.dtype.str.replace("i", "u"))
+            if A.size and idx.max() >= int(space.n):
                 raise ValueError(f"TransitionBatch.A has actions outside {space}: min {A.min()}, "
                                  f"max {A.max()}")
         if self.requires_logp and transition_batch.logP is None:
