@@ -114,6 +114,13 @@ class BaseUpdater(abc.ABC):
         # a branch, not a per-leaf select: the skipped step costs nothing, the taken one no extra
         return jax.lax.cond(ok, apply, skip, params, opt_state, grads)
 
+    def _split_key(self, key):
+        """``(next key, subkey)``; for a deterministic function ``(key, None)``: no key to split,
+        nothing to compile for it."""
+        if self._f.uses_rng:
+            return tuple(jax.random.split(key))
+        return key, None
+
     def step_with_state(self, params, opt_state, function_state, hparams, rng, transition_batch,
                         *args):
         """The fused pure step, function state and PRNG key included.
@@ -122,10 +129,7 @@ class BaseUpdater(abc.ABC):
             ``(params, opt_state, function_state, rng, metrics, aux)``: ``rng`` is the next key,
             ``aux`` whatever :meth:`loss_fn` returned beside the loss (e.g. the TD error).
         """
-        if self._f.uses_rng:
-            rng, subkey = jax.random.split(rng)
-        else:  # a deterministic function: no key to split, nothing to compile for it
-            subkey = None
+        rng, subkey = self._split_key(rng)
         grads, new_state, metrics, aux = self._grads_and_metrics(
             params, function_state, hparams, subkey, transition_batch, *args)
         name = type(self).__name__
@@ -199,9 +203,7 @@ class BaseUpdater(abc.ABC):
 
     def _run_grads(self, transition_batch, *args):
         f = self._f
-        subkey = None
-        if f.uses_rng:
-            self._key, subkey = jax.random.split(self._key)
+        self._key, subkey = self._split_key(self._key)
         return self._grads_jit(f.params, f.function_state, self.hyperparams, subkey,
                                transition_batch, *args)
 

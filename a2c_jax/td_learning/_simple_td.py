@@ -70,7 +70,7 @@ class SimpleTD(BaseUpdater):
 
     def _td_error_with_key(self, params, function_state, key, transition_batch, *target):
         # the key split runs inside the compiled call (an eager split costs ~40 µs on CPU)
-        key, subkey = jax.random.split(key)
+        key, subkey = self._split_key(key)
         return key, self.td_error_fn(params, function_state, subkey, transition_batch, *target)[2]
 
     def _target(self, params, function_state, rng, transition_batch, target_params, target_state):
