@@ -17,6 +17,11 @@ def np_td_error(params, batch, target_params=None):
     return batch.Rn + batch.In * np_value(target_params, batch.S_next) - np_value(params, batch.S)
 
 
+def np_coax_td_error(params, batch, target_params=None):
+    """The default (Huber, delta 1) TD error: -B dL/dv(S) = clip(G - v(S), -1, 1)."""
+    return np.clip(np_td_error(params, batch, target_params), -1.0, 1.0)
+
+
 def np_huber(err, w, delta=1.0):
     a = np.abs(err)
     return np.mean(w * np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)))
@@ -29,7 +34,7 @@ def np_mse(err, w):
 def test_update_returns_pre_update_td_error(v, rng):
     """update(..., return_td_error=True) returns Rn + In v(S') - v(S) of the params before it."""
     batch = make_batch(rng, 16)
-    td = SimpleTD(v, optimizer=optax.sgd(0.05))
+    td = SimpleTD(v, optimizer=optax.sgd(0.05), loss_function=mse)
     before = host_copy(v.params)
     metrics, td_error = td.update(batch, return_td_error=True)
     want = np_td_error(before, batch)
@@ -45,6 +50,55 @@ def test_update_returns_pre_update_td_error(v, rng):
     _, td_error2 = td.update(batch, return_td_error=True)
     np.testing.assert_allclose(td_error2, np_td_error(after_first, batch), rtol=1e-5, atol=1e-5)
     assert not np.allclose(td_error2, td_error)
+
+
+def quartic(y_true, y_pred, w=None):
+    """A custom loss, mean(w (y_pred - y_true)^4) / 4: -B dL/dv = (G - v)^3 at unit weights."""
+    w = jnp.ones_like(y_pred) if w is None else w
+    return jnp.mean(w * (y_pred - y_true) ** 4) / 4
+
+
+def _hand_td_error(loss_name, err):
+    """-B dL/dv(S) worked out by hand for each loss, from err = G - v(S) (float64)."""
+    if loss_name == "mse":  # L = mean(0.5 (v - G)^2): -B dL/dv = G - v
+        return err
+    if loss_name == "huber":  # quadratic inside |err| <= 1, linear (slope 1) outside
+        return np.where(np.abs(err) <= 1.0, err, np.sign(err))
+    return err**3  # quartic: -B * (v - G)^3 / B
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "huber", "default", "quartic"])
+def test_td_error_is_minus_b_dloss_dv(v, rng, loss_name):
+    """update(..., return_td_error=True) and td_error() give -B dL/dv(S), computed by hand per loss.
+
+    The errors straddle Huber's delta, and W is not uniform: the TD error ignores W (coax calls
+    the loss's gradient without weights), while the loss metric uses it.
+    """
+    batch = make_batch(rng, 32, reward_scale=3.0)
+    batch = batch._replace(W=rng.uniform(0.2, 2.0, size=32).astype(np.float32))
+    loss_function = {"mse": mse, "huber": huber, "default": None, "quartic": quartic}[loss_name]
+    td = SimpleTD(v, optimizer=optax.sgd(0.01), loss_function=loss_function)
+    err = np_td_error(host_copy(v.params), batch)
+    assert np.any(np.abs(err) < 1) and np.any(np.abs(err) > 1)
+    want = _hand_td_error("huber" if loss_name == "default" else loss_name, err)
+    np.testing.assert_allclose(td.td_error(batch), want, rtol=1e-4, atol=1e-5)
+    metrics, td_error = td.update(batch, return_td_error=True)
+    np.testing.assert_allclose(td_error, want, rtol=1e-4, atol=1e-5)
+    assert metrics["SimpleTD/td_error"] == pytest.approx(np.mean(want), rel=1e-4, abs=1e-5)
+    if loss_name == "default":
+        assert td.loss_function is huber  # coax's default
+
+
+def test_td_error_from_loss_free_function(rng):
+    """The pure helper, jitted: -B dL/dy_pred against numpy for Huber with delta 0.5."""
+    from functools import partial
+
+    from a2c_jax.td_learning import td_error_from_loss
+
+    y_true = rng.normal(scale=2, size=10).astype(np.float32)
+    y_pred = rng.normal(scale=2, size=10).astype(np.float32)
+    got = jax.jit(td_error_from_loss, static_argnums=0)(partial(huber, delta=0.5), y_true, y_pred)
+    np.testing.assert_allclose(got, np.clip(y_true - y_pred, -0.5, 0.5), rtol=1e-5, atol=1e-6)
 
 
 def test_sgd_step_matches_numpy_gradient(v, rng):
@@ -86,8 +140,8 @@ def test_v_targ_copy_used_for_target(v, rng):
     v_targ.params = jax.tree.map(lambda x: x + 0.3, v_targ.params)
     td = SimpleTD(v, v_targ=v_targ, optimizer=optax.adam(0.01))
     params, targ = host_copy(v.params), host_copy(v_targ.params)
-    want = np_td_error(params, batch, targ)
-    assert not np.allclose(want, np_td_error(params, batch))  # the perturbation matters
+    want = np_coax_td_error(params, batch, targ)
+    assert not np.allclose(want, np_coax_td_error(params, batch))  # the perturbation matters
     np.testing.assert_allclose(td.td_error(batch), want, rtol=1e-5, atol=1e-5)
     _, td_error = td.update(batch, return_td_error=True)
     np.testing.assert_allclose(td_error, want, rtol=1e-5, atol=1e-5)
@@ -132,7 +186,7 @@ def test_td_error_fn_jit_and_eager_agree(v, rng):
     _, _, jitted = jax.jit(td.td_error_fn)(v.params, v.function_state, key, batch)
     with jax.disable_jit():
         _, _, eager = td.td_error_fn(v.params, v.function_state, key, batch)
-    want = np_td_error(host_copy(v.params), batch)
+    want = np_coax_td_error(host_copy(v.params), batch)
     np.testing.assert_allclose(jitted, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(eager, want, rtol=1e-5, atol=1e-5)
 
