@@ -14,6 +14,7 @@ from . import (
     td_learning,
     utils,
     value_losses,
+    value_transforms,
     wrappers,
 )
 from ._core import Policy, V
@@ -32,5 +33,6 @@ __all__ = [
     "td_learning",
     "utils",
     "value_losses",
+    "value_transforms",
     "wrappers",
 ]

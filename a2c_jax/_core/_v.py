@@ -9,6 +9,7 @@ import chex
 import jax
 import numpy as np
 
+from ..value_transforms import ValueTransform
 from ._base import BaseFunc
 
 
@@ -21,8 +22,11 @@ class V(BaseFunc):
         env: a gymnasium environment (only its ``observation_space`` is used).
         observation_preprocessor: a pure map from a batch of raw observations to ``func``'s input;
             by default float32 for ``Box`` and one-hot for ``Discrete``.
-        value_transform: optional pair ``(transform, inverse)``; ``func`` then learns
-            ``transform(v)`` and every value returned here is ``inverse(func(S))``.
+        value_transform: optional pair ``(transform, inverse)``, or an object with
+            ``transform_func`` and ``inverse_func`` such as
+            :class:`a2c_jax.value_transforms.LogTransform`; ``func`` then learns
+            ``transform(v)`` and every value returned here is ``inverse(func(S))``. Kept as a
+            :class:`~a2c_jax.value_transforms.ValueTransform` (which unpacks as the pair).
         random_seed: seeds the parameter initialisation (``None``: fresh entropy).
 
     Raises:
@@ -32,10 +36,7 @@ class V(BaseFunc):
 
     def __init__(self, func: Callable, env: Any, observation_preprocessor=None,
                  value_transform=None, random_seed: int | None = None):
-        if value_transform is not None and (not isinstance(value_transform, (tuple, list))
-                                            or len(value_transform) != 2):
-            raise TypeError("value_transform must be a pair (transform, inverse) of functions")
-        self.value_transform = value_transform
+        self.value_transform = ValueTransform.coerce(value_transform)
         super().__init__(func, env, observation_preprocessor, random_seed)
         self._value_jit = jax.jit(self.values)
 
