@@ -1,5 +1,6 @@
 """Environment wrappers."""
 
+from ._frame_stacking import FrameStacking
 from ._train_monitor import TrainMonitor
 
-__all__ = ["TrainMonitor"]
+__all__ = ["FrameStacking", "TrainMonitor"]
