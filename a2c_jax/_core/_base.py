@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,43 @@ def _seed(random_seed: int | None) -> int:
     return int(random_seed) % 2**32
 
 
+def _check_signature(func: Callable) -> None:
+    """Raises ``TypeError`` unless ``func`` can be called as ``func(S, is_training)``.
+
+    Without this check a one-argument ``func(S)`` fails deep inside ``jax.jit`` with an error
+    about ``static_argnums``, which names neither ``func`` nor the missing argument.
+    """
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        name = getattr(func, "__name__", repr(func))
+        raise TypeError(f"func must be callable as func(S, is_training) (coax's signature); "
+                        f"{name}{sig} is not. Add the is_training argument, e.g. "
+                        f"def {name}(S, is_training): ...") from None
+
+
+def _differing_module(own: dict, other: dict) -> str | None:
+    """The first top-level Haiku module (key) whose parameters differ in structure or shape."""
+    for name in sorted(set(own) | set(other)):
+        if name not in own or name not in other:
+            return name
+        a, b = own[name], other[name]
+        if (jax.tree.structure(a) != jax.tree.structure(b)
+                or jax.tree.map(np.shape, a) != jax.tree.map(np.shape, b)):
+            return name
+    return None
+
+
+@jax.jit
+def _interpolate(own: Any, other: Any, tau: jax.Array) -> Any:
+    # tau is traced: one compiled program for every tau
+    return jax.tree.map(lambda a, b: ((1 - tau) * a + tau * b).astype(a.dtype), own, other)
+
+
 def _observation_space(env: Any) -> gymnasium.Space:
     space = getattr(env, "observation_space", None)
     if not isinstance(space, gymnasium.Space):
@@ -57,6 +95,7 @@ class BaseFunc:
                  random_seed: int | None):
         if not callable(func):
             raise TypeError(f"func must be a callable Haiku function, got {func!r}")
+        _check_signature(func)
         prefer_synchronous_cpu_dispatch()  # before the first computation; see its docstring
         self.observation_space = _observation_space(env)
         self.observation_preprocessor = (observation_preprocessor
@@ -140,6 +179,37 @@ class BaseFunc:
             new._function_state = copy_tree(self._function_state)
             new._key = self._key.copy()
         return new
+
+    def soft_update(self, other: BaseFunc, tau: float) -> None:
+        """Moves the parameters and function state towards ``other``'s, in place (coax's).
+
+        ``params <- (1 - tau) * params + tau * other.params`` (and the same for
+        :attr:`function_state`): ``tau = 1`` copies ``other``, ``tau = 0`` changes nothing. A
+        target network ``v_targ = v.copy()`` follows ``v`` with ``v_targ.soft_update(v, tau=0.01)``.
+        One compiled call; ``tau`` is traced, so changing it does not recompile.
+
+        Raises:
+            TypeError: ``other`` is not an approximator of the same kind (``V`` or ``Policy``).
+            ValueError: ``tau`` is not in ``[0, 1]``, or a module differs between the two in name,
+                structure or shape (the message names it).
+        """
+        if not isinstance(other, BaseFunc) or type(other) is not type(self):
+            raise TypeError(f"{type(self).__name__}.soft_update needs another "
+                            f"{type(self).__name__}, got {type(other).__name__}")
+        tau = float(tau)
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"soft_update: tau must be in [0, 1], got {tau}")
+        for what, own, theirs in (("params", self._params, other._params),
+                                  ("function_state", self._function_state, other._function_state)):
+            name = _differing_module(own, theirs)
+            if name is not None:
+                raise ValueError(
+                    f"soft_update: module {name!r} differs between the two {type(self).__name__}s' "
+                    f"{what} (present in {'both' if name in own and name in theirs else 'one'}; "
+                    "structure or shapes differ): soft updates need approximators of one function")
+        self._params, self._function_state = _interpolate(
+            (self._params, self._function_state), (other._params, other._function_state),
+            np.float32(tau))
 
     # ---- helpers for subclasses ------------------------------------------------------------
 

@@ -55,6 +55,9 @@ def batch_one(space: gymnasium.Space, s: Any) -> Any:
     if isinstance(space, gymnasium.spaces.Dict):
         return {k: batch_one(sp, s[k]) for k, sp in space.spaces.items()}
     if isinstance(space, gymnasium.spaces.Tuple):
+        if not isinstance(s, (tuple, list)) or len(s) != len(space.spaces):
+            raise ValueError(f"observation for {space} must be a tuple of {len(space.spaces)} "
+                             f"entries, got {type(s).__name__}")
         return tuple(batch_one(sp, x) for sp, x in zip(space.spaces, s))
     x = np.asarray(s)
     if space.shape is not None and x.shape != space.shape:
@@ -64,11 +67,35 @@ def batch_one(space: gymnasium.Space, s: Any) -> Any:
 
 
 def check_batch(space: gymnasium.Space, S: Any) -> Any:
-    """Checks a batch of observations against the space; returns it as arrays."""
-    if isinstance(space, (gymnasium.spaces.Dict, gymnasium.spaces.Tuple)):
-        return S
+    """Checks a batch of observations against the space; returns it as arrays.
+
+    ``Dict`` and ``Tuple`` spaces take a dict / tuple of batches (a pytree of batched arrays, as
+    ``func`` receives them), each checked against its own space, with one batch size for all.
+    """
+    S = _check_batch(space, S, "observations")
+    sizes = {np.shape(x)[0] for x in jax.tree.leaves(S)}
+    if len(sizes) > 1:
+        raise ValueError(f"the entries of a batch of composite observations have different batch "
+                         f"sizes {sorted(sizes)}")
+    return S
+
+
+def _check_batch(space: gymnasium.Space, S: Any, where: str) -> Any:
+    if isinstance(space, gymnasium.spaces.Dict):
+        if not isinstance(S, dict) or set(S) != set(space.spaces):
+            got = sorted(S) if isinstance(S, dict) else type(S).__name__
+            raise ValueError(f"batch of {where}: expected a dict with keys {sorted(space.spaces)} "
+                             f"for {space}, got {got}")
+        return {k: _check_batch(sp, S[k], f"{where}[{k!r}]") for k, sp in space.spaces.items()}
+    if isinstance(space, gymnasium.spaces.Tuple):
+        if not isinstance(S, (tuple, list)) or len(S) != len(space.spaces):
+            got = f"{len(S)} entries" if isinstance(S, (tuple, list)) else type(S).__name__
+            raise ValueError(f"batch of {where}: expected a tuple of {len(space.spaces)} batches "
+                             f"for {space}, got {got}")
+        return tuple(_check_batch(sp, x, f"{where}[{i}]") for i, (sp, x) in
+                     enumerate(zip(space.spaces, S)))
     X = np.asarray(S) if not isinstance(S, jax.Array) else S
-    if space.shape is not None and tuple(X.shape[1:]) != tuple(space.shape):
-        raise ValueError(f"batch of observations has shape {tuple(X.shape)}; expected "
+    if space.shape is not None and (X.ndim < 1 or tuple(X.shape[1:]) != tuple(space.shape)):
+        raise ValueError(f"batch of {where} has shape {tuple(X.shape)}; expected "
                          f"[B, *{tuple(space.shape)}] for {space}")
     return X

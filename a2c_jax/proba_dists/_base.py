@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 import chex
+import numpy as np
 
 DistParams = dict[str, chex.Array]
 
@@ -47,6 +48,15 @@ class BaseProbaDist(abc.ABC):
     @abc.abstractmethod
     def mode(self, dist_params: DistParams) -> chex.Array:
         """The greedy action of each distribution, ``[B, *action_shape]`` (see each subclass)."""
+
+    @property
+    def default_priors(self) -> DistParams:
+        """Zeros for every parameter, batch of one (coax's default priors of ``KLDivRegularizer``).
+
+        For :class:`CategoricalDist` the uniform distribution; for :class:`NormalDist` the standard
+        normal of the unsquashed variate. Host arrays ``[1, ...]``, broadcast over a batch.
+        """
+        return {k: np.zeros(shape, np.float32) for k, shape in self.param_shapes(1).items()}
 
     def check_dist_params(self, dist_params: Any, batch_size: int) -> None:
         """Raises ``ValueError`` naming the problem when ``dist_params`` has the wrong keys or shapes."""

@@ -1,5 +1,7 @@
 """Policy regularizers, added to a policy objective's loss."""
 
-from ._entropy import EntropyRegularizer, Regularizer
+from ._base import Regularizer
+from ._entropy import EntropyRegularizer
+from ._kl_div import KLDivRegularizer
 
-__all__ = ["EntropyRegularizer", "Regularizer"]
+__all__ = ["EntropyRegularizer", "KLDivRegularizer", "Regularizer"]
