@@ -22,7 +22,6 @@ from pathlib import Path
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import gymnasium  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -33,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _recipe_nets import recipe_functions  # noqa: E402
 
 
-def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "mse",
+def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "huber",
           entropy: float = 0.0):
     """The recipe's function approximators and updaters."""
     func_pi, func_v = recipe_functions(env.action_space.n)
@@ -49,14 +48,14 @@ def build(env: gymnasium.Env, seed: int, objective: str, value_loss: str = "mse"
 
 
 def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = True,
-        value_loss: str = "mse", truncation_aware: bool = False,
-        advantage: str = "td_error", entropy: float = 0.0) -> dict:
+        value_loss: str = "huber", truncation_aware: bool = False,
+        entropy: float = 0.0) -> dict:
     """Trains one seed for ``max_steps`` env steps; returns the summary and the episode returns.
 
     ``truncation_aware`` swaps the seed's ``add(s, a, r, done or truncated, logp)`` for the form
-    that bootstraps a time-limit cut from ``s_next``. ``advantage="clipped"`` hands the policy
-    ``clip(G - v(S), -1, 1)``: with ``value_loss="huber"`` that is exactly the advantage coax's
-    recipe sees (coax returns ``-B dL/dv(S)`` as its TD error). ``entropy > 0`` adds an
+    that bootstraps a time-limit cut from ``s_next``. The policy's advantage is SimpleTD's TD
+    error ``-B dL/dv(S)``: ``clip(G - v(S), -1, 1)`` under ``value_loss="huber"`` (the default,
+    coax's), the raw ``G - v(S)`` under ``"mse"``. ``entropy > 0`` adds an
     ``EntropyRegularizer`` with that ``beta`` to the policy objective (the recipe has none).
     """
     env = a2c_jax.wrappers.TrainMonitor(gymnasium.make("CartPole-v1"))
@@ -83,8 +82,6 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
             for _ in range(4 * buffer.capacity // 32):
                 batch = buffer.sample(batch_size=32)
                 metrics_v, td_error = simple_td.update(batch, return_td_error=True)
-                if advantage == "clipped":
-                    td_error = jnp.clip(td_error, -1.0, 1.0)
                 metrics_pi = policy_updater.update(batch, td_error)
                 env.record_metrics(metrics_v)
                 env.record_metrics(metrics_pi)
@@ -109,7 +106,7 @@ def run(seed: int, max_steps: int, objective: str = "vanilla", progress: bool = 
 
     return {
         "seed": seed, "objective": objective, "value_loss": value_loss,
-        "truncation_aware": truncation_aware, "advantage": advantage, "entropy": entropy,
+        "truncation_aware": truncation_aware, "entropy": entropy,
         "env_steps": env.T,
         "episodes": len(returns),
         "wall_s": round(wall, 2), "steps_per_s": round(env.T / wall, 1),
@@ -147,13 +144,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--max-steps", type=int, default=50_000)
     parser.add_argument("--objective", choices=["vanilla", "ppo"], default="vanilla")
-    parser.add_argument("--value-loss", choices=["mse", "huber"], default="mse",
-                        help="SimpleTD's loss (mse is a2c_jax's default, huber coax's)")
+    parser.add_argument("--value-loss", choices=["mse", "huber"], default="huber",
+                        help="SimpleTD's loss, and so the advantage -B dL/dv(S): huber (the "
+                             "default of a2c_jax and coax) clips G - v(S) to [-1, 1], mse does not")
     parser.add_argument("--truncation-aware", action="store_true",
                         help="bootstrap time-limit truncations instead of the seed's done-or-truncated")
-    parser.add_argument("--advantage", choices=["td_error", "clipped"], default="td_error",
-                        help="the policy's advantage: the TD error G - v(S), or it clipped to "
-                             "[-1, 1] (with --value-loss huber: coax's semantics)")
     parser.add_argument("--entropy", type=float, default=0.0, metavar="BETA",
                         help="add an EntropyRegularizer with this beta to the policy objective")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
@@ -168,16 +163,15 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         res = run(seed, args.max_steps, args.objective, progress=not args.no_progress,
                   value_loss=args.value_loss, truncation_aware=args.truncation_aware,
-                  advantage=args.advantage, entropy=args.entropy)
+                  entropy=args.entropy)
         results.append(res)
         print(f"seed {seed}: {res['env_steps']} steps in {res['wall_s']} s "
               f"({res['steps_per_s']:.0f} steps/s), best avg20 {res['best_avg20']}, "
               f"avg20>=195 at {res['step_avg20_195']}, avg20>=475 at {res['step_avg20_475']}, "
               f"greedy eval {res['eval_greedy_return']:.1f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = args.objective + ("" if args.value_loss == "mse" else f"_{args.value_loss}") + (
+    tag = args.objective + ("" if args.value_loss == "huber" else f"_{args.value_loss}") + (
         "_trunc" if args.truncation_aware else "") + (
-        "_clipadv" if args.advantage == "clipped" else "") + (
         f"_ent{args.entropy:g}" if args.entropy > 0 else "")
     png = args.out / f"recipe_{tag}.png"
     plot(results, png, tag)

@@ -95,7 +95,7 @@ def _load_script(name):
 
 def test_recipe_seeds_statistics_against_references(tmp_path):
     """benchmarks/recipe_seeds.py's helpers: the Clopper-Pearson interval against scipy's beta
-    quantiles, P(2 of 3) against enumeration, first_reach against a brute-force scan, the log
+    quantiles, P(2 of 3) against enumeration, first_reach against a brute-force scan, Fisher's exact test against scipy, the log
     parser on the shared script's format (refusing a run cut short), and the plot."""
     from itertools import product
 
@@ -111,6 +111,10 @@ def test_recipe_seeds_statistics_against_references(tmp_path):
         ref = sum(np.prod([p if o else 1 - p for o in outcome])
                   for outcome in product([0, 1], repeat=3) if sum(outcome) >= 2)
         assert rs.two_of_three(p) == pytest.approx(ref)
+    for k1, n1, k2, n2 in [(9, 20, 6, 20), (0, 20, 9, 20), (11, 20, 9, 20), (5, 20, 5, 20),
+                           (3, 7, 0, 12), (20, 20, 0, 20)]:
+        ref = stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue
+        assert rs.fisher_exact(k1, n1, k2, n2) == pytest.approx(ref, rel=1e-9)
 
     rng = np.random.default_rng(0)
     returns = rng.integers(8, 501, size=300).astype(float)
