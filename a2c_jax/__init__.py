@@ -17,11 +17,13 @@ from . import (
     value_transforms,
     wrappers,
 )
+from ._actor_critic import ActorCritic
 from ._core import Policy, V
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActorCritic",
     "Policy",
     "V",
     "__version__",
