@@ -95,8 +95,9 @@ def _load_script(name):
 
 def test_recipe_seeds_statistics_against_references(tmp_path):
     """benchmarks/recipe_seeds.py's helpers: the Clopper-Pearson interval against scipy's beta
-    quantiles, P(2 of 3) against enumeration, first_reach against a brute-force scan, Fisher's exact test against scipy, the log
-    parser on the shared script's format (refusing a run cut short), and the plot."""
+    quantiles, P(2 of 3) against enumeration, first_reach against a brute-force scan, Fisher's
+    exact test against scipy, the log parser on the shared script's format (refusing a run cut
+    short), and the plot."""
     from itertools import product
 
     from scipy import stats

@@ -5,13 +5,13 @@ import logging
 import pathlib
 import pickle
 import re
-import struct
 import time
 
 import gymnasium
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import read_scalars
 
 from a2c_jax.utils import CheckpointError, Metrics
 from a2c_jax.wrappers import TrainMonitor
@@ -32,21 +32,6 @@ def run_episode(env, seed, policy_rng, before_step=None, after_step=None):
             after_step(len(rewards))
         if terminated or truncated:
             return first, rewards
-
-
-def read_scalars(path):
-    """(tag, step, value) of every scalar in a TensorBoard event file (TFRecord framing)."""
-    from tensorboardX.proto import event_pb2
-
-    out, data = [], path.read_bytes()
-    pos = 0
-    while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos : pos + 8])
-        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-        pos += 12 + length + 4
-        for v in event.summary.value:
-            out.append((v.tag, event.step, v.simple_value))
-    return out
 
 
 def test_reset_seed_and_options_reproducible():

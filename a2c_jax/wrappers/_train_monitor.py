@@ -14,6 +14,7 @@ import gymnasium
 import jax
 import numpy as np
 
+from ..utils._logging import enable_logging
 from ..utils._metrics import Metrics
 from ._counters import check_counters, read_counters, write_counters
 from ._metric_checks import REAL_KINDS, check_keys, check_scalar, kind_of
@@ -39,7 +40,7 @@ class TrainMonitor(gymnasium.Wrapper):
     :meth:`record_metrics` keeps the values as they are (device arrays stay on the device) and
     averages them once per episode, in one transfer, so recording after every update costs no
     host sync. When an episode ends (``terminated or truncated``; coax waits for the next
-    ``reset``) one line goes to the logger (see :func:`a2c_jax.utils.enable_logging`)::
+    ``reset``) one line goes to the logger::
 
         ep: 3,\\tT: 57,\\tG: 19,\\tavg_r: 1,\\tavg_G: 18.3,\\tt: 19,\\tdt: 0.052ms,\\tVanillaPG/loss: 0.12
 
@@ -48,6 +49,13 @@ class TrainMonitor(gymnasium.Wrapper):
     ``episode/avg_step_duration_ms``, plus ``episode/avg_return`` (``avg_G``, which coax does not
     write) and each recorded metric's episode average. The event files go straight into
     ``tensorboard_dir`` (coax adds a timestamped subfolder).
+
+    Logging is visible by default, as in coax: when nothing is configured (neither the root logger
+    nor ``a2c_jax``'s has a handler), the constructor calls
+    :func:`a2c_jax.utils.enable_logging`, which gives the ``a2c_jax`` logger alone a stderr
+    handler (coax calls ``logging.basicConfig``; the root logger is left alone here). Configure
+    logging first to send the lines elsewhere, or silence them with
+    ``logging.getLogger('a2c_jax').setLevel(logging.WARNING)``.
 
     Only a single env is wrapped: a vector env is refused (see :class:`a2c_jax.training.Trainer`
     for vector envs, or wrap each sub-env before vectorising).
@@ -84,6 +92,8 @@ class TrainMonitor(gymnasium.Wrapper):
             raise ValueError(f"smoothing must be >= 1, got {smoothing}")
         self.name = name
         self.logger = logging.getLogger(_LOGGER if name is None else f"{_LOGGER}.{name}")
+        if not logging.getLogger().handlers and not logging.getLogger("a2c_jax").handlers:
+            enable_logging()  # coax's scripts expect one visible line per episode
         self.smoothing = int(smoothing)
         self.tensorboard_write_all = bool(tensorboard_write_all)
         self.log_all_metrics = bool(log_all_metrics)

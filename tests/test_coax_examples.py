@@ -1,0 +1,94 @@
+"""coax's own A2C/PPO example scripts, unchanged, on a2c_jax (tests/fixtures/coax_examples).
+
+Each runs in a fresh interpreter through ``run_coax_example.py``, which only does what
+``import coax`` did (see the README there). Scripts that train for millions of steps are cut
+after a budget of env steps large enough to reach their updates, their TensorBoard writes and,
+for Pendulum, their first GIF.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_scalars
+
+HERE = Path(__file__).resolve().parent / "fixtures" / "coax_examples"
+
+
+def run_example(name: str, tmp_path: Path, max_env_steps: int | None = None) -> dict:
+    cmd = [sys.executable, str(HERE / "run_coax_example.py"), str(HERE / f"{name}.py"),
+           "--chdir", str(tmp_path)]
+    if max_env_steps is not None:
+        cmd += ["--max-env-steps", str(max_env_steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("COAX_EXAMPLE ")]
+    assert lines, f"{name} printed no result:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    result = json.loads(lines[-1][len("COAX_EXAMPLE "):])
+    result["stderr"] = out.stderr
+    result["stdout"] = out.stdout
+    return result
+
+
+def scalar_tags(logdir: Path) -> set[str]:
+    return {tag for events in logdir.rglob("*tfevents*") for tag, _, _ in read_scalars(events)}
+
+
+def test_frozen_lake_a2c_passes_its_own_check(tmp_path):
+    """Trains to the threshold (the script raises otherwise), then prints v(s) and π(a|s) per step
+    of a greedy episode, as in coax."""
+    res = run_example("frozen_lake_a2c", tmp_path)
+    assert res["error"] is None, res["stderr"][-3000:]
+    assert res["avg_G"] >= 0.99
+    assert "v(s) = " in res["stdout"] and "π(R|s) = " in res["stdout"]
+    assert "ep: 1,\tT: " in res["stderr"]  # coax's one line per episode, visible by default
+
+
+def test_frozen_lake_ppo_learns(tmp_path):
+    """PPO with soft-updated pi_old and v_targ. Its own check (avg_G > 0.99 at the end of 500
+    episodes) is tight: coax 0.1.13 itself ends at avg_G 0.83 and raises (measured in the closing
+    note); a2c_jax is held to the looser bar of 0.9, and to no error other than that check."""
+    res = run_example("frozen_lake_ppo", tmp_path)
+    assert res["error"] is None or "failed to reach env.spec.reward_threshold" in res["error"]
+    assert res["avg_G"] >= 0.9, res
+
+
+def test_cartpole_a2c_writes_tensorboard(tmp_path):
+    """VanillaPG + SimpleTD(mse) with optax.apply_every, a TrainMonitor with TensorBoard."""
+    res = run_example("cartpole_a2c", tmp_path, max_env_steps=3000)
+    assert res["error"] is None and res["cut_by_budget"], res["stderr"][-3000:]
+    tags = scalar_tags(tmp_path / "data" / "tensorboard" / "a2c")
+    assert {"episode/return", "episode/steps", "SimpleTD/loss", "VanillaPG/loss"} <= tags
+
+
+def test_pendulum_ppo_writes_its_gif(tmp_path):
+    """PPOClip + EntropyRegularizer on a Box action space with a replay buffer; env.period fires at
+    T = 10000 and generate_gif writes the script's GIF without moving the monitor's counters."""
+    from PIL import Image
+
+    res = run_example("pendulum_ppo", tmp_path, max_env_steps=10_600)
+    assert res["error"] is None and res["cut_by_budget"], res["stderr"][-3000:]
+    gif = tmp_path / "data" / "gifs" / "ppo" / "T00010000.gif"
+    assert gif.exists()
+    with Image.open(gif) as im:
+        assert im.n_frames == 201  # the reset frame and one per step of a 200-step episode
+    # the GIF's 200 steps went through the env but not into T
+    assert res["T"] == res["env_steps"] - 200
+
+
+def test_atari_ppo_runs_an_update_round(tmp_path):
+    """Pong with AtariPreprocessing, FrameStacking (tuple observations), diff_transform and a
+    shared conv torso: one buffer of 256 transitions collected and trained on (4 epochs)."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    res = run_example("atari_ppo", tmp_path, max_env_steps=1800)  # 4 frames per agent step
+    assert res["error"] is None and res["cut_by_budget"], res["stderr"][-3000:]
+    assert res["T"] > 256
+    # Pong's first episode is longer than the budget: the metrics recorded so far in it
+    metrics = res["metrics"]
+    assert {"SimpleTD/loss", "PPOClip/loss", "PPOClip/entropy"} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
