@@ -174,17 +174,5 @@ def batch(rng):
 
 
 def read_scalars(path):
-    """(tag, step, value) of every scalar in a TensorBoard event file (TFRecord framing)."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    out, data = [], path.read_bytes()
-    pos = 0
-    while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos : pos + 8])
-        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-        pos += 12 + length + 4
-        for v in event.summary.value:
-            out.append((v.tag, event.step, v.simple_value))
-    return out
+    """(tag, step, value) of every scalar in a TensorBoard event file (tested in test_utils_coax)."""
+    return a2c_jax.utils.read_event_file(path)

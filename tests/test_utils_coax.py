@@ -274,3 +274,25 @@ def test_stepwise_linear_against_loop():
 def test_stepwise_linear_refusals(steps, exc, match):
     with pytest.raises(exc, match=match):
         StepwiseLinearFunction(*steps)
+
+
+def test_read_scalars_round_trip(tmp_path):
+    """Scalars written by tensorboardX (two writers, out-of-order steps) come back by tag, sorted
+    by step; a truncated event file is refused."""
+    from tensorboardX import SummaryWriter
+
+    from a2c_jax.utils import read_event_file, read_scalars
+
+    written = {"a/x": [(3, 0.5), (1, -2.0), (2, 7.25)], "b": [(10, 1.0)]}
+    for sub, tags in (("run1", ["a/x"]), ("run2", ["b"])):
+        with SummaryWriter(str(tmp_path / sub)) as w:
+            for tag in tags:
+                for step, value in written[tag]:
+                    w.add_scalar(tag, value, step)
+    got = read_scalars(tmp_path)
+    assert got == {tag: ([s for s, _ in sorted(pts)], [v for _, v in sorted(pts)])
+                   for tag, pts in written.items()}
+    events = next((tmp_path / "run1").glob("*tfevents*"))
+    events.write_bytes(events.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="past the end"):
+        read_event_file(events)
