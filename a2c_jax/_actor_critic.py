@@ -119,9 +119,10 @@ class ActorCritic(BaseUpdater):
         policy_objective: e.g. :class:`~a2c_jax.policy_objectives.VanillaPG` (with a regularizer).
         td_learning: a :class:`~a2c_jax.td_learning.SimpleTD` (its ``v_targ``, if any, is used
             in the target).
-        optimizer: an optax optimizer over all parameters; default :func:`default_optimizer`,
-            seed 000's: ``clip_by_global_norm(0.5)`` then RMSprop(7e-4, decay 0.99, eps 1e-5
-            outside the square root, as torch).
+        optimizer: an optax optimizer over all parameters; default seed 000's,
+            ``optax.chain(optax.clip_by_global_norm(0.5), optax.rmsprop(7e-4, decay=0.99,
+            eps=1e-5, eps_in_sqrt=False))`` (torch's RMSprop adds ``eps`` outside the square
+            root).
         vf_coef: the value loss's weight, finite and ``>= 0``; may be changed later
             (``ac.vf_coef = 1.0``) without recompiling.
 
@@ -196,6 +197,21 @@ class ActorCritic(BaseUpdater):
     def function_state(self, new_state: dict) -> None:
         check_same_tree(new_state, self.function_state, "ActorCritic.function_state")
         self.pi.function_state, self.v.function_state = self._union.parts(new_state, "state")
+
+    @staticmethod
+    def join(pi_tree: dict, v_tree: dict) -> dict:
+        """The union of a policy's and a value function's Haiku dicts (params or function state),
+        as :attr:`params` is made: a shared module once, the policy's copy. Pure."""
+        return {**v_tree, **pi_tree}
+
+    def split(self, params: dict) -> tuple[dict, dict]:
+        """``(pi_params, v_params)`` of a union such as :meth:`step` returns; shared modules go to
+        both. Pure (for your own ``jit``/``scan`` around :meth:`step`)."""
+        return self._union.parts(params)
+
+    def split_state(self, function_state: dict) -> tuple[dict, dict]:
+        """:meth:`split` for the union of the function states."""
+        return self._union.parts(function_state, "state")
 
     # ---- the pure core ------------------------------------------------------------------------
 

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--devices", type=int, default=None,
                    help="shard the envs over the first N devices (--engine jit; default: all)")
     t.add_argument("--async-envs", action="store_true", help="gymnasium AsyncVectorEnv")
+    t.add_argument("--shared-backbone", action="store_true",
+                   help="one torso for the policy and value heads, trained with one optimizer on "
+                        "policy + entropy + vf_coef * value loss (a2c_jax.ActorCritic)")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
     t.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps (0: only at the end)")
@@ -179,12 +182,17 @@ def _check_resumed(args, trainer, ckpt: Path) -> None:
         if value is not None and value != saved[flag]:
             raise UsageError(f"{ckpt} was trained with {flag} {saved[flag]}; drop {flag} "
                              f"{value} to resume it, or choose another --out")
+    if args.shared_backbone and not trainer.config.shared_backbone:
+        raise UsageError(f"{ckpt} was trained with separate networks; drop --shared-backbone to "
+                         "resume it, or choose another --out")
 
 
 def _run_settings(args, suffix: str):
     """``(algo, config, steps, seed, out, checkpoint)`` of a new run from the command's options;
     the output directory is checked for writing."""
     algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
+    if args.shared_backbone:
+        config = config.replace(shared_backbone=True)
     steps = config.total_steps if args.steps is None else args.steps
     seed = 0 if args.seed is None else args.seed
     out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}{suffix}"

@@ -152,3 +152,61 @@ def test_evaluate_greedy_matches_a_manual_loop(pi):
     assert evaluate_greedy(pi, "CartPole-v1", 3, first_seed=40) == pytest.approx(total / 3)
     with pytest.raises(ValueError, match="episodes"):
         evaluate_greedy(pi, "CartPole-v1", 0)
+
+
+# ---- --shared-backbone: one torso, one optimizer (ActorCritic) ------------------------------------
+
+
+def _torso(params):
+    return {k: np.array(p["w"]) for k, p in params.items() if k.startswith("torso")}
+
+
+def test_shared_backbone_trains_one_torso_and_resumes(tmp_path):
+    """shared_backbone in the loop engine: pi and v are built on one torso, start equal, and after
+    training (ActorCritic updates) still hold the same, moved torso while both heads moved; a run
+    saved at 200 steps and resumed to 400 ends bitwise like the uninterrupted one (the
+    ActorCritic's optimizer state is in the checkpoint)."""
+    cfg = small().replace(shared_backbone=True)
+    whole = Trainer("CartPole-v1", cfg, seed=3)
+    assert whole.ac is not None
+    start = _torso(whole.pi.params)
+    assert start and start.keys() == _torso(whole.v.params).keys()
+    assert_same_params(start, _torso(whole.v.params))
+    heads = np.array(whole.pi.params["pi_out"]["w"]), np.array(whole.v.params["v_out"]["w"])
+    whole.run(400, progress=False)
+    assert_same_params(_torso(whole.pi.params), _torso(whole.v.params))
+    assert all(not np.array_equal(_torso(whole.pi.params)[k], start[k]) for k in start)
+    assert not np.array_equal(whole.pi.params["pi_out"]["w"], heads[0])
+    assert not np.array_equal(whole.v.params["v_out"]["w"], heads[1])
+    first = Trainer("CartPole-v1", cfg, seed=3)
+    first.run(200, progress=False)
+    first.save(tmp_path / "ckpt.pkl")
+    resumed = Trainer.load(tmp_path / "ckpt.pkl")
+    resumed.run(400, progress=False)
+    assert resumed.config.shared_backbone
+    assert_same_params(resumed.pi.params, whole.pi.params)
+    assert_same_params(resumed.v.params, whole.v.params)
+    assert_same_params(resumed.ac.optimizer_state, whole.ac.optimizer_state)
+    for tr in (whole, first, resumed):
+        tr.close()
+
+
+def test_cli_shared_backbone_writes_a_summary_and_guards_resume(tmp_path, capsys):
+    """`train --shared-backbone` (loop engine): summary.json with the flag in its config, metrics
+    under ActorCritic's names; --shared-backbone on a run trained with separate networks is
+    refused in one line."""
+    common = ["--env", "CartPole-v1", "--num-envs", "4", "--seed", "1", "--no-progress"]
+    out = tmp_path / "shared"
+    assert cli.main(["train", *common, "--steps", "200", "--shared-backbone",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["shared_backbone"] is True and summary["env_steps"] == 200
+    ckpt = load_checkpoint(out / "checkpoint.pkl")
+    assert_same_params(_torso(ckpt["pi"]["params"]), _torso(ckpt["v"]["params"]))
+    assert ckpt["ac"] is not None
+    assert cli.main(["train", *common, "--steps", "0", "--out", str(tmp_path / "sep")]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", *common, "--steps", "200", "--out", str(tmp_path / "sep"),
+                     "--resume", "--shared-backbone"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained with separate networks; drop --shared-backbone" in err[0]

@@ -6,7 +6,8 @@ envs. The pieces are the library's own: the policy samples with
 :meth:`V.values <a2c_jax.V.values>`, advantages come from
 :func:`~a2c_jax.reward_tracing.compute_gae` (truncation-aware) and the parameters move by the fused
 pure steps of :class:`~a2c_jax.td_learning.SimpleTD` and the policy objective
-(:meth:`~a2c_jax._core._updater.BaseUpdater.step_with_state`), exactly as in the loop
+(:meth:`~a2c_jax._core._updater.BaseUpdater.step_with_state`), or with ``shared_backbone`` the one
+step of :class:`~a2c_jax.ActorCritic` over both, exactly as in the loop
 :class:`~a2c_jax.training.Trainer`. Only the envs and the control flow differ:
 
 - ``vmap`` over the ``num_envs`` envs, ``lax.scan`` over the ``n_steps`` steps of a rollout and
@@ -51,7 +52,7 @@ from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from ..utils._sync import _shared_groups, sync_shared_params
 from ..utils._trees import check_same_tree
 from ._presets import TrainConfig
-from ._trainer import _tuples, build_functions, build_updaters
+from ._trainer import _tuples, build_actor_critic, build_functions, build_updaters
 
 #: gymnasium ids with a JAX-native twin in gymnax (same observations, actions and dynamics)
 JAX_NATIVE_ENVS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",
@@ -119,7 +120,11 @@ def ring_mean(ring, episodes):
 
 
 class EngineState(NamedTuple):
-    """Everything one run carries from update to update (a pytree; leading axis: runs)."""
+    """Everything one run carries from update to update (a pytree; leading axis: runs).
+
+    With ``shared_backbone`` (:class:`~a2c_jax.ActorCritic`), ``pi_opt`` holds the one optimizer
+    state over both networks' parameters and ``v_opt`` is empty (``()``).
+    """
 
     pi_params: Any
     pi_state: Any
@@ -156,7 +161,8 @@ class JitTrainer:
         func_pi, func_v: your own Haiku functions ``func(S, is_training)``, as for
             :class:`~a2c_jax.Policy` and :class:`~a2c_jax.V` (default: the config's MLPs). When
             they share modules (a ``torso``), the shared parameters are averaged with
-            :func:`~a2c_jax.utils.sync_shared_params` after every update step.
+            :func:`~a2c_jax.utils.sync_shared_params` after every update step, unless the config
+            has ``shared_backbone`` (then :class:`~a2c_jax.ActorCritic` updates them as one).
 
     Use :meth:`run` (it compiles on first use; :meth:`compile` does it ahead); results are in
     :meth:`summary` and :meth:`curves`, run ``k``'s trained policy is :meth:`policy(k) <policy>`.
@@ -180,7 +186,10 @@ class JitTrainer:
             self.v = V(func_v, probe, random_seed=seed)
         probe.close()
         self.td, self.pg = build_updaters(self.pi, self.v, config)
-        #: whether pi and v share Haiku modules (a torso), averaged after every update step
+        #: with ``config.shared_backbone``: the one updater of both (else None)
+        self.ac = build_actor_critic(self.td, self.pg, config)
+        #: whether pi and v share Haiku modules (a torso); without ActorCritic they are averaged
+        #: after every update step
         self.shares_modules = bool(_shared_groups((self.pi.params, self.v.params)))
         self._check_spaces()
         self.devices = list(devices) if devices is not None else jax.devices()
@@ -217,9 +226,13 @@ class JitTrainer:
         key, reset_key = jax.random.split(key)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(reset_key, c.num_envs), self.env_params)
+        if self.ac is None:
+            pi_opt, v_opt = self.pg._optimizer.init(pi_params), self.td._optimizer.init(v_params)
+        else:
+            pi_opt, v_opt = self.ac._optimizer.init(self.ac.join(pi_params, v_params)), ()
         return EngineState(
-            pi_params=pi_params, pi_state=pi_state, pi_opt=self.pg._optimizer.init(pi_params),
-            v_params=v_params, v_state=v_state, v_opt=self.td._optimizer.init(v_params),
+            pi_params=pi_params, pi_state=pi_state, pi_opt=pi_opt,
+            v_params=v_params, v_state=v_state, v_opt=v_opt,
             env_state=env_state, obs=obs, key=key,
             ep_return=jnp.zeros(c.num_envs, jnp.float32), ring=jnp.zeros(_RING, jnp.float32),
             episodes=jnp.zeros((), jnp.int32), vector_steps=jnp.zeros((), jnp.int32),
@@ -314,6 +327,13 @@ class JitTrainer:
         k_td, k_pg = jax.random.split(key)
         if self.config.normalize_advantage:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        ac = self.ac
+        if ac is not None:  # one step on the union of both networks' params; pi_opt holds its state
+            params, pi_opt, state, _, metrics, _ = ac.step_with_state(
+                ac.join(pi_params, v_params), pi_opt, ac.join(pi_state, v_state), ac.hyperparams,
+                key, batch, adv, None, None)
+            (pi_params, v_params), (pi_state, v_state) = ac.split(params), ac.split_state(state)
+            return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), metrics
         v_params, v_opt, v_state, _, m_v, _ = self.td.step_with_state(
             v_params, v_opt, v_state, self.td.hyperparams, k_td, batch, None, None)
         pi_params, pi_opt, pi_state, _, m_pi, _ = self.pg.step_with_state(

@@ -15,6 +15,13 @@ class TrainConfig:
     gradient clipping at 0.5, two 64x64 tanh networks. Unlike SB3, actor and critic have
     separate optimizers (each clipped separately), so ``vf_coef`` only scales the critic's loss,
     which RMSprop and Adam largely normalise away.
+
+    ``shared_backbone=True`` (``a2c-jax train --shared-backbone``) is seed 000's layout instead:
+    one ``hidden`` MLP torso shared by the policy and value heads, and one optimizer (clipped at
+    ``max_grad_norm`` over all parameters) on ``policy loss - ent_coef * entropy + vf_coef *
+    value loss`` (:class:`a2c_jax.ActorCritic`); the torso gets the sum of both gradients. The
+    value loss is the same ``½ (G - v)²`` as in the separate layout; SB3's is ``F.mse_loss``,
+    without the ½, so SB3's ``vf_coef=0.5`` weighs the value gradient as ``vf_coef=1.0`` does here.
     """
 
     algo: str = "a2c"                  # "a2c" (VanillaPG) or "ppo" (PPOClip)
@@ -30,6 +37,7 @@ class TrainConfig:
     normalize_advantage: bool = False
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    shared_backbone: bool = False      # one torso for pi and v, one optimizer (ActorCritic)
     total_steps: int = 500_000
     # PPO only
     n_epochs: int = 1

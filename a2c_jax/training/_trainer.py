@@ -6,7 +6,8 @@ observations of truncated episodes come from one jitted value call; advantages a
 :func:`~a2c_jax.reward_tracing.compute_gae` (truncation-aware); the updates are the fused steps of
 :class:`~a2c_jax.td_learning.SimpleTD` (regressing onto the GAE returns) and
 :class:`~a2c_jax.policy_objectives.VanillaPG` or :class:`~a2c_jax.policy_objectives.PPOClip`
-(with an entropy bonus). No second copy of the maths.
+(with an entropy bonus), or, with ``shared_backbone``, :class:`~a2c_jax.ActorCritic`'s one step
+over both. No second copy of the maths.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._actor_critic import ActorCritic
 from .._core import Policy, V
 from ..policy_objectives import PPOClip, VanillaPG
 from ..regularizers import EntropyRegularizer
@@ -93,6 +95,10 @@ def check_spaces(env: gymnasium.Env, env_id: str | None = None) -> None:
 def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple[Policy, V]:
     """Separate actor and critic MLPs (SB3's default layout) as a Policy and a V.
 
+    With ``config.shared_backbone`` the hidden layers are one torso that both use (modules
+    ``torso_0``, ``torso_1``, ...; heads ``pi_out`` and ``v_out``). Both initialise from the same
+    key, so they start with the same torso.
+
     Raises:
         TypeError: an observation or action space the MLPs do not support (see
             :func:`check_spaces`; the message names the space).
@@ -100,13 +106,14 @@ def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple
     check_spaces(env)
     hidden, act = config.hidden, config.activation
     space = env.action_space
+    v_body, pi_body = ("torso", "torso") if config.shared_backbone else ("v", "pi")
 
     def func_v(S, is_training):
-        X = _mlp(hidden, act, "v")(S.reshape(S.shape[0], -1))
+        X = _mlp(hidden, act, v_body)(S.reshape(S.shape[0], -1))
         return hk.Linear(1, name="v_out")(X)[:, 0]
 
     def func_pi(S, is_training):
-        X = _mlp(hidden, act, "pi")(S.reshape(S.shape[0], -1))
+        X = _mlp(hidden, act, pi_body)(S.reshape(S.shape[0], -1))
         small = hk.initializers.VarianceScaling(0.01)
         if isinstance(space, gymnasium.spaces.Discrete):
             return {"logits": hk.Linear(int(space.n), w_init=small, name="pi_out")(X)}
@@ -130,8 +137,13 @@ def _optimizer(config: TrainConfig, lr: float) -> optax.GradientTransformation:
 
 def build_updaters(pi: Policy, v: V, config: TrainConfig) -> tuple[SimpleTD, VanillaPG | PPOClip]:
     """The critic's :class:`SimpleTD` (MSE weighted by ``vf_coef``) and the policy objective
-    (:class:`VanillaPG` for ``"a2c"``, :class:`PPOClip` for ``"ppo"``, with the entropy bonus)."""
-    value_loss = functools.partial(_weighted_mse, config.vf_coef)
+    (:class:`VanillaPG` for ``"a2c"``, :class:`PPOClip` for ``"ppo"``, with the entropy bonus).
+
+    With ``config.shared_backbone`` the value loss is plain MSE: ``vf_coef`` weighs it in
+    :func:`build_actor_critic`'s summed loss instead.
+    """
+    value_loss = (mse if config.shared_backbone
+                  else functools.partial(_weighted_mse, config.vf_coef))
     # gradient clipping by the global norm and rmsprop/adam treat every element alike: they run on
     # the flat parameter vector without the construction-time check (see BaseUpdater)
     td = SimpleTD(v, optimizer=_optimizer(config, config.learning_rate), loss_function=value_loss,
@@ -146,6 +158,17 @@ def build_updaters(pi: Policy, v: V, config: TrainConfig) -> tuple[SimpleTD, Van
     raise ValueError(f"unknown algo {config.algo!r}: use 'a2c' or 'ppo'")
 
 
+def build_actor_critic(td: SimpleTD, pg: VanillaPG | PPOClip,
+                       config: TrainConfig) -> ActorCritic | None:
+    """With ``config.shared_backbone``: the :class:`~a2c_jax.ActorCritic` over ``pg`` and ``td``
+    (one optimizer over all parameters, ``vf_coef`` from the config), which then replaces their
+    own steps; ``None`` otherwise."""
+    if not config.shared_backbone:
+        return None
+    return ActorCritic(pg, td, optimizer=_optimizer(config, config.learning_rate),
+                       vf_coef=config.vf_coef, flatten_optimizer=True)
+
+
 class Trainer:
     """One training run: envs, approximators, updaters, counters; resumable from a checkpoint."""
 
@@ -158,6 +181,8 @@ class Trainer:
         self.pi, self.v = build_functions(probe, config, seed)
         probe.close()
         self.td, self.pg = build_updaters(self.pi, self.v, config)
+        #: the one updater of both with ``config.shared_backbone`` (else None: td and pg update)
+        self.ac = build_actor_critic(self.td, self.pg, config)
         self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
         self.obs, _ = self.envs.reset(seed=seed)
         self._np_rng = np.random.default_rng(seed)
@@ -245,15 +270,23 @@ class Trainer:
                     mb, a = jax.tree.map(lambda x, idx=idx: x[idx], batch), adv[idx]
                 if c.normalize_advantage:
                     a = (a - a.mean()) / (a.std() + 1e-8)
-                m_v = self.td.update(mb)
-                m_pi = self.pg.update(mb, a.astype(np.float32))
+                if self.ac is not None:  # one step on both; its metrics hold both parts'
+                    m_v = m_pi = self.ac.update(mb, a.astype(np.float32))
+                else:
+                    m_v = self.td.update(mb)
+                    m_pi = self.pg.update(mb, a.astype(np.float32))
         self.updates += 1
         return m_v, m_pi
 
     # ---- the run ------------------------------------------------------------------------------
 
     def run(self, total_steps: int, progress: bool = True, on_rollout=None) -> None:
-        """Trains until ``env_steps >= total_steps`` (whole rollouts)."""
+        """Trains until ``env_steps >= total_steps`` (whole rollouts).
+
+        ``on_rollout(trainer, m_v, m_pi)`` after each rollout's updates, with the metrics of the
+        last value and policy steps (with ``shared_backbone``, ``m_v`` and ``m_pi`` are the same
+        :class:`~a2c_jax.ActorCritic` metrics).
+        """
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=min(self.env_steps, total_steps), unit="step",
@@ -300,6 +333,8 @@ class Trainer:
             "v": {"params": self.v.params, "state": self.v.function_state, "key": self.v._key},
             "td": {"opt": self.td.optimizer_state, "key": self.td._key},
             "pg": {"opt": self.pg.optimizer_state, "key": self.pg._key},
+            "ac": None if self.ac is None else {"opt": self.ac.optimizer_state,
+                                                "key": self.ac._key},
             "envs": None if self.asynchronous else self.envs, "obs": self.obs,
             "np_rng": self._np_rng.bit_generator.state,
             "ep_return": self.ep_return, "ep_length": self.ep_length, "returns": self.returns,
@@ -349,6 +384,19 @@ class Trainer:
         trainer.pi._key, trainer.v._key = put(st["pi"]["key"]), put(st["v"]["key"])
         trainer.td.optimizer_state, trainer.td._key = put(st["td"]["opt"]), put(st["td"]["key"])
         trainer.pg.optimizer_state, trainer.pg._key = put(st["pg"]["opt"]), put(st["pg"]["key"])
+        if trainer.ac is not None:
+            ac = st.get("ac")
+            if not isinstance(ac, dict) or not {"opt", "key"} <= set(ac):
+                trainer.close()
+                raise CheckpointError(f"{path} is a shared_backbone run without the state of its "
+                                      "ActorCritic ('ac': opt, key)")
+            try:
+                trainer.ac.optimizer_state = put(ac["opt"])
+            except (TypeError, ValueError) as err:
+                trainer.close()
+                raise CheckpointError(f"{path}: the saved ActorCritic optimizer state does not "
+                                      f"fit the run's networks ({err})") from None
+            trainer.ac._key = put(ac["key"])
         if st["envs"] is not None and not asynchronous:
             trainer.envs.close()
             trainer.envs, trainer.obs = st["envs"], st["obs"]
