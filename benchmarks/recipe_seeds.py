@@ -80,14 +80,14 @@ def parse_log(text: str, max_steps: int) -> tuple[list[int], list[float]]:
     return ends, returns
 
 
-def run_shared(python: str, lib: str, seed: int, max_steps: int, path: Path,
-               *flags: str) -> None:
+def run_shared(python: str, lib: str, flags: tuple[str, ...], seed: int, max_steps: int,
+               path: Path) -> None:
     cmd = [python, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
            "--max-steps", str(max_steps), "--max-seconds", "3600", *flags]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
     if out.returncode != 0 or "RESULT " not in out.stdout:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{out.stderr[-2000:]}")
     parse_log(out.stdout, max_steps)  # refuse a run cut short by its time budget
     tmp = path.with_suffix(".tmp")
     tmp.write_text(out.stdout)
@@ -196,10 +196,10 @@ def main(argv=None) -> int:
 
     configs: dict[str, tuple[str, object]] = {}
     if args.coax_python:
-        configs["coax"] = ("shared", (args.coax_python, "coax"))
-    configs["a2c_jax"] = ("shared", (sys.executable, "a2c_jax"))
+        configs["coax"] = ("shared", (args.coax_python, "coax", ()))
+    configs["a2c_jax"] = ("shared", (sys.executable, "a2c_jax", ()))
     configs["a2c_jax, truncation-aware"] = ("shared", (sys.executable, "a2c_jax",
-                                                       "--truncation-aware"))
+                                                       ("--truncation-aware",)))
     if args.variants:
         for name, kwargs in VARIANTS.items():
             configs[name] = ("variant", kwargs)

@@ -76,14 +76,13 @@ def test_pendulum_ppo_script_runs(tmp_path):
 
 
 def test_recipe_script_variants_run(tmp_path):
-    """recipe.py's variant flags (coax's semantics, the truncation-aware tracer, an entropy bonus)
-    run and are recorded in the summary."""
+    """recipe.py's variant flags (the MSE loss, the truncation-aware tracer, an entropy bonus) run
+    and are recorded in the summary."""
     res = _result(_run("benchmarks/recipe.py", "--seeds", "1", "--max-steps", "600", "--out",
-                       tmp_path, "--no-progress", "--value-loss", "huber", "--advantage",
-                       "clipped", "--truncation-aware", "--entropy", "0.01"))[0]
-    assert (res["value_loss"], res["advantage"], res["truncation_aware"], res["entropy"]) == (
-        "huber", "clipped", True, 0.01)
-    assert (tmp_path / "recipe_vanilla_huber_trunc_clipadv_ent0.01.json").exists()
+                       tmp_path, "--no-progress", "--value-loss", "mse", "--truncation-aware",
+                       "--entropy", "0.01"))[0]
+    assert (res["value_loss"], res["truncation_aware"], res["entropy"]) == ("mse", True, 0.01)
+    assert (tmp_path / "recipe_vanilla_mse_trunc_ent0.01.json").exists()
 
 
 def _load_script(name):
@@ -91,6 +90,37 @@ def _load_script(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_recipe_seeds_runs_each_configuration_with_its_flags(tmp_path, monkeypatch):
+    """recipe_seeds.py hands each shared-script configuration its own flags (and the seed in its
+    place), caching one log per (configuration, seed): the commands are captured, not run."""
+    rs = _load_script("recipe_seeds")
+    calls = []
+
+    class Done:
+        returncode = 0
+        stdout = 'RESULT {"env_steps": 50000}\n'
+        stderr = ""
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return Done()
+
+    monkeypatch.setattr(rs.subprocess, "run", fake_run)
+    monkeypatch.setattr(rs, "plot", lambda *a: None)
+    assert rs.main(["--seeds", "2", "--max-steps", "50000", "--cache", str(tmp_path / "c"),
+                    "--out", str(tmp_path / "o"), "--coax-python", "/coax/python"]) == 0
+    assert len(calls) == 6
+    by_lib = {}
+    for cmd in calls:
+        args = cmd[2:]
+        lib, seed = args[args.index("--lib") + 1], args[args.index("--seed") + 1]
+        by_lib.setdefault((cmd[0], lib, "--truncation-aware" in args), []).append(seed)
+    assert by_lib == {("/coax/python", "coax", False): ["0", "1"],
+                      (sys.executable, "a2c_jax", False): ["0", "1"],
+                      (sys.executable, "a2c_jax", True): ["0", "1"]}
+    assert len(list((tmp_path / "c" / "50000").glob("*.log"))) == 6
 
 
 def test_recipe_seeds_statistics_against_references(tmp_path):
