@@ -15,7 +15,7 @@ from ._core._updater import BaseUpdater, global_norm
 from .policy_objectives import PolicyObjective
 from .td_learning import SimpleTD
 from .utils._metrics import Metrics
-from .utils._trees import check_same_tree
+from .utils._trees import check_same_tree, copy_tree
 
 
 def _top_level(key: str) -> str:
@@ -54,6 +54,13 @@ class _Union(BaseFunc):
         self.uses_rng = pi.uses_rng or v.uses_rng
         self._keys = {"params": (tuple(pi.params), tuple(v.params)),
                       "state": (tuple(pi.function_state), tuple(v.function_state))}
+        # one set of parameters from the start: v takes the policy's copy of every shared module
+        # (its own arrays, so that the steps may donate either)
+        for attr in ("_params", "_function_state"):
+            pi_tree, v_tree = getattr(pi, attr), getattr(v, attr)
+            shared = {k: pi_tree[k] for k in v_tree if k in pi_tree}
+            if shared:
+                setattr(v, attr, {**v_tree, **copy_tree(shared)})
 
     @property
     def params(self) -> dict:
@@ -91,9 +98,10 @@ class ActorCritic(BaseUpdater):
     each step ``pi`` and ``v`` hold the same values for it. This is the agent of seed 000
     (``A2CAgent``: one network with two heads, one RMSprop, ``p_loss + 0.5 * v_loss - 0.01 * H``).
 
-    Which copy counts. Before a step the shared modules are read from ``pi``; ``v``'s copy is
-    overwritten by the step (so construct both with the same initial torso, or accept the
-    policy's). Set ``ac.params`` to change both.
+    Which copy counts. At construction ``v`` takes ``pi``'s values of every shared module (so
+    ``v(s)`` and the advantages computed before the first step already use the torso that is
+    trained); from then on every step writes the same values to both. Set ``ac.params`` to change
+    both.
 
     The value target. The TD learner regresses ``v(S)`` on ``G = Rn + In * v(S_next)``. For GAE
     returns (seed 000), pass a batch with ``Rn = returns`` and ``In = 0``: the value loss is then

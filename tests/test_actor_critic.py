@@ -206,6 +206,20 @@ def test_update_metrics_and_both_hold_the_torso(shared, rng):
     chex.assert_trees_all_close(new_params, ac.params, atol=1e-6)
 
 
+def test_v_takes_the_policys_torso_at_construction(env):
+    """pi and v built from different seeds (as coax's scripts build them) hold one torso as soon
+    as the ActorCritic exists: v(s) before the first step already uses the trained torso, in
+    its own buffers; v's head is untouched."""
+    pi = a2c_jax.Policy(func_pi, env, random_seed=2)
+    v = a2c_jax.V(func_v, env, random_seed=1)
+    before = jax.tree.map(np.array, v.params)
+    assert not np.allclose(before["torso/linear"]["w"], pi.params["torso/linear"]["w"])
+    a2c_jax.ActorCritic(VanillaPG(pi), SimpleTD(v))
+    chex.assert_trees_all_equal(v.params["torso/linear"], pi.params["torso/linear"])
+    assert v.params["torso/linear"]["w"] is not pi.params["torso/linear"]["w"]
+    chex.assert_trees_all_equal(v.params["v/linear"], before["v/linear"])
+
+
 def test_donates_and_keeps_what_others_hold(shared, rng):
     """After a step pi and v hold separate buffers for the torso, so the next step donates; a
     user's reference to the old params keeps them intact (the step then does not donate)."""
