@@ -105,6 +105,24 @@ def test_v_with_value_transform_object(env, rng):
         a2c_jax.V(func_v, env, value_transform=jnp.tanh)
 
 
+def test_td_error_under_a_value_transform(env, rng):
+    """With LogTransform and MSE, the loss regresses func(S) on transform(G), so the TD error
+    -B dL/dfunc(S) is transform(G) - func(S), in the transformed space (as coax)."""
+    from conftest import np_value
+
+    t = LogTransform()
+    v = a2c_jax.V(func_v, env, value_transform=t, random_seed=1)
+    td = a2c_jax.td_learning.SimpleTD(v, loss_function=a2c_jax.value_losses.mse)
+    batch = make_batch(rng, 12, reward_scale=5.0)
+    params = host_copy(v.params)
+    out, out_next = np_value(params, batch.S), np_value(params, batch.S_next)  # func's outputs
+    G = batch.Rn + batch.In * np.sign(out_next) * np.expm1(np.abs(out_next))  # value space
+    want = np.sign(G) * np.log1p(np.abs(G)) - out
+    np.testing.assert_allclose(td.td_error(batch), want, rtol=1e-4, atol=1e-5)
+    _, td_error = td.update(batch, return_td_error=True)
+    np.testing.assert_allclose(td_error, want, rtol=1e-4, atol=1e-5)
+
+
 class _TupleObs(gymnasium.ObservationWrapper):
     """CartPole seen as a pair (the observation and twice it)."""
 
@@ -163,6 +181,11 @@ def test_composite_observations_reach_func_as_batched_pytrees(wrapper):
             assert pg.update(b, td_error)["VanillaPG/skipped"] == 0.0
         s = env.reset()[0] if term or trunc else s_next
     assert np.isfinite(v(s))
+    if wrapper is _DictObs:  # one observation with a missing key, or an extra one
+        with pytest.raises(ValueError, match=r"keys \['d', 'x'\]"):
+            v({"x": s["x"]})
+        with pytest.raises(ValueError, match=r"keys \['d', 'x'\]"):
+            pi({**s, "extra": 0})
     S2 = jax.tree.map(lambda x: np.stack([x, x]), s)
     assert pi.batch(S2).shape == (2,)
     with pytest.raises(ValueError, match="batch sizes"):
@@ -205,6 +228,8 @@ def test_kl_div_regularizer_errors(pi, v, pi_box):
         KLDivRegularizer(pi, priors={"mu": np.zeros(2)})
     with pytest.raises(ValueError, match=r"priors\['logits'\] has shape \(3,\)"):
         KLDivRegularizer(pi, priors={"logits": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"priors\['logits'\] must be finite"):
+        KLDivRegularizer(pi, priors={"logits": np.array([0.0, np.nan])})
     # a Box policy's default prior is the standard normal of the unsquashed variate
     reg = KLDivRegularizer(pi_box)
     assert set(reg.priors) == {"mu", "logvar"}

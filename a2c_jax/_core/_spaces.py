@@ -53,6 +53,10 @@ def example_batch(space: gymnasium.Space, batch_size: int) -> Any:
 def batch_one(space: gymnasium.Space, s: Any) -> Any:
     """Adds a leading batch axis to one observation, checking its shape against the space."""
     if isinstance(space, gymnasium.spaces.Dict):
+        if not isinstance(s, dict) or set(s) != set(space.spaces):
+            got = sorted(s) if isinstance(s, dict) else type(s).__name__
+            raise ValueError(f"observation for {space} must be a dict with keys "
+                             f"{sorted(space.spaces)}, got {got}")
         return {k: batch_one(sp, s[k]) for k, sp in space.spaces.items()}
     if isinstance(space, gymnasium.spaces.Tuple):
         if not isinstance(s, (tuple, list)) or len(s) != len(space.spaces):

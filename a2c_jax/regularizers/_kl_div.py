@@ -24,7 +24,8 @@ class KLDivRegularizer(Regularizer):
             same shapes does not recompile.
 
     Raises:
-        ValueError: ``priors`` has other keys or shapes than the policy's distribution parameters.
+        ValueError: ``priors`` has other keys or shapes than the policy's distribution parameters,
+            or a value that is not finite.
     """
 
     def __init__(self, f: Any, beta: float = 0.001, priors: dict | None = None):
@@ -51,6 +52,8 @@ class KLDivRegularizer(Regularizer):
             if x.shape != shape:
                 raise ValueError(f"priors[{k!r}] has shape {np.shape(priors[k])}; expected "
                                  f"{shape[1:]} or {shape}")
+            if not np.all(np.isfinite(x)):  # a NaN prior would skip every step, silently
+                raise ValueError(f"priors[{k!r}] must be finite, got {x.ravel().tolist()}")
             out[k] = x
         self.hyperparams["priors"] = out
 
