@@ -51,8 +51,11 @@ def run(seed: int, args) -> dict:
     ppo = a2c_jax.policy_objectives.PPOClip(
         pi, optimizer=optax.chain(optax.clip_by_global_norm(0.5), optax.adam(args.lr)),
         epsilon=0.2)
+    # MSE, as measured in the README (the TD error handed to PPO is the raw G - v(S); the
+    # library's default, Huber, would clip it to [-1, 1])
     td = a2c_jax.td_learning.SimpleTD(
-        v, optimizer=optax.chain(optax.clip_by_global_norm(0.5), optax.adam(args.lr)))
+        v, optimizer=optax.chain(optax.clip_by_global_norm(0.5), optax.adam(args.lr)),
+        loss_function=a2c_jax.value_losses.mse)
     tracer = a2c_jax.reward_tracing.NStep(n=args.n, gamma=args.gamma)
     buffer = a2c_jax.experience_replay.SimpleReplayBuffer(args.rollout, random_seed=seed)
     curve = [(0, evaluate(pi, seed))]  # the untrained policy, for scale
