@@ -19,12 +19,13 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+
+from ._files import atomic_write
 
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
@@ -64,21 +65,6 @@ def _to_host(tree: Any) -> Any:
     return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable, where the platform allows it (not on Windows,
-    which cannot open a directory; some filesystems refuse to fsync one)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Writes ``state`` (a dict of pytrees and Python values) to ``path`` atomically.
 
@@ -93,20 +79,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     payload = pickle.dumps(_to_host(dict(state)), protocol=pickle.HIGHEST_PROTOCOL)
     header = {"format_version": FORMAT_VERSION, "payload": "pickle",
               "payload_bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_MAGIC_LINE)
-            f.write(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n")
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
+    return atomic_write(path, (_MAGIC_LINE, json.dumps(header, sort_keys=True,
+                                                       separators=(",", ":")).encode() + b"\n",
+                               payload))
 
 
 def _version_error(path: Path, version: Any) -> CheckpointError:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..utils._checkpoint import CheckpointError
+from ..utils._files import atomic_write
 
 FORMAT = "a2c_jax.TrainMonitor.counters"
 FORMAT_VERSION = 1
@@ -86,22 +86,10 @@ def write_counters(path: str | os.PathLike, counters: dict[str, Any]) -> Path:
 
     Parent directories are created. Returns the path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = {"format": FORMAT, "format_version": FORMAT_VERSION, "counters": counters}
     # allow_nan: a return can be +-inf or nan (a broken env); Python's json reads them back
     text = json.dumps(body, indent=1, sort_keys=True, allow_nan=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, (text.encode("utf-8"),))
 
 
 def read_counters(path: str | os.PathLike) -> dict[str, Any]:
