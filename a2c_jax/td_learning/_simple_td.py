@@ -42,7 +42,8 @@ class SimpleTD(BaseUpdater):
     ``G - v(S)``; under the default :func:`~a2c_jax.value_losses.huber` (``delta=1``) it is
     ``G - v(S)`` clipped to ``[-1, 1]``. This is a decision, measured: with the raw ``G - v(S)`` as
     the advantage, coax's A2C recipe reached a 20-episode average of 475 on CartPole in 1 of 20
-    seeds by 100k steps, against coax's 9 (``benchmarks/README.md``, "The recipe over 20 seeds").
+    seeds by 100k steps, against coax's 9 (README, "The recipe over 20 seeds";
+    ``benchmarks/results/recipe_seeds_100000_before_coax_td.json``).
     With a ``value_transform`` the derivative is taken where the loss is, in the transformed
     space (as coax). In rlax's names, ``Rn`` is the discounted n-step reward sum ``r_t``, ``In``
     the discount ``discount_t`` and ``S_next`` the bootstrap state ``s_t``.
