@@ -161,6 +161,23 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
     return min(1.0, sum(p for p in map(prob, support) if p <= observed * (1 + 1e-7)))
 
 
+def reference_row(path: Path, budget: int, coax: tuple[int, int] | None) -> tuple[str, dict]:
+    """A row from a stored coax record (``{"cpu", "steps", "seeds": {seed: RESULT}}``): the first
+    step at which the 20-episode average reached 475, as the shared script reported it."""
+    record = json.loads(path.read_text())
+    if record.get("steps") != budget:
+        raise ValueError(f"{path} was made with {record.get('steps')} steps, not {budget}")
+    seeds = sorted(record["seeds"], key=int)
+    r475 = [record["seeds"][s]["solved_at_step"] for s in seeds]
+    k = sum(t is not None for t in r475)
+    fisher = None if coax is None else fisher_exact(k, len(seeds), *coax)
+    return f"coax, stored ({record['cpu']})", {
+        "reach_475_by_50k": sum(t is not None and t <= 50_000 for t in r475),
+        f"reach_475_by_{budget}": k,
+        "fisher_p_vs_coax": None if fisher is None else round(fisher, 3),
+        "first_step_475": r475, "seeds_run": [int(s) for s in seeds]}
+
+
 def cpu_model() -> str:
     """This machine's CPU model name (coax's per-seed results depend on it)."""
     try:
@@ -180,6 +197,12 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--coax-python", default=None,
                    help="coax's interpreter (bash ../shared/anchors/setup.sh coax builds it)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="run nothing: tabulate the cached (configuration, seed) results only, "
+                        "each configuration over the seeds it has")
+    p.add_argument("--reference", type=Path, default=None, metavar="JSON",
+                   help="a stored per-seed coax record (../shared/anchors/coax_recipe_runs/*.json, "
+                        "made on another CPU) to add as its own row")
     p.add_argument("--variants", action="store_true",
                    help="also the recipe.py variants (one change each; see the docstring)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
@@ -213,11 +236,14 @@ def main(argv=None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[tuple[list[int], list[float]]]] = {}
+    seeds_of: dict[str, list[int]] = {}
     for name, (kind, spec) in configs.items():
-        runs = []
+        runs, seeds_of[name] = [], []
         for seed in range(args.seeds):
             ext = ".log" if kind == "shared" else ".json"
             path = cache / f"{slug(name)}_seed{seed}{ext}"
+            if not path.exists() and args.cached_only:
+                continue
             if not path.exists():
                 t0 = time.perf_counter()
                 if kind == "shared":
@@ -226,26 +252,31 @@ def main(argv=None) -> int:
                     run_variant(spec, seed, args.max_steps, path)
                 print(f"  {name}, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             runs.append(load(path, args.max_steps))
-        results[name] = runs
+            seeds_of[name].append(seed)
+        if runs:
+            results[name] = runs
 
-    n, budget = args.seeds, args.max_steps
-    print(f"\nCartPole-v1, coax's A2C recipe, seeds 0-{n - 1}, {budget} env steps each; "
-          f"'reach X': the mean of the last 20 episode returns reached X")
+    budget = args.max_steps
+    print(f"\nCartPole-v1, coax's A2C recipe, seeds 0-{args.seeds - 1} (or those cached), {budget} "
+          "env steps each; 'reach X': the mean of the last 20 episode returns reached X; "
+          f"CPU: {cpu_model()}")
     by_budget = f"475 by {budget // 1000}k"
     head = (f"{'configuration':44} {'195 by 50k':>10} {'475 by 50k':>10} {by_budget:>11}"
             f" {'95% interval':>13} {'Fisher p vs coax':>16} {'seeds 0-2 (best avg20 by 50k)':>30}")
     print(head)
     table = {}
-    coax_count = None
+    coax = None  # (count, seeds) of coax on this machine
     if "coax" in results:
-        coax_count = sum(first_reach(e, g, 475) is not None for e, g in results["coax"])
+        coax = (sum(first_reach(e, g, 475) is not None for e, g in results["coax"]),
+                len(results["coax"]))
     for name, runs in results.items():
+        n = len(runs)
         r195 = [first_reach(e, g, 195) for e, g in runs]
         r475 = [first_reach(e, g, 475) for e, g in runs]
         k50 = sum(t is not None and t <= 50_000 for t in r475)
         kall = sum(t is not None for t in r475)
         lo, hi = clopper_pearson(kall, n)
-        fisher = None if coax_count is None else fisher_exact(kall, n, coax_count, n)
+        fisher = None if coax is None else fisher_exact(kall, n, *coax)
         best50 = []
         for e, g in runs[:3]:
             g50 = [x for t, x in zip(e, g) if t <= 50_000]
@@ -259,22 +290,31 @@ def main(argv=None) -> int:
             "p_two_of_three_by_50k": round(two_of_three(k50 / n), 3),
             "best_avg20_by_50k_seeds_0_2": [round(b, 1) for b in best50],
             "first_step_475": r475,
+            "seeds_run": seeds_of[name],
         }
         table[name] = row
         print(f"{name:44} {row['reach_195_by_50k']:>7}/{n:<2} {k50:>7}/{n:<2} {kall:>8}/{n:<2} "
               f"{f'{lo:.2f}-{hi:.2f}':>13} "
               f"{'-' if fisher is None else f'{fisher:.3f}':>16} "
               f"{' / '.join(f'{b:.0f}' for b in best50):>30}", flush=True)
+    if args.reference is not None:
+        name, row = reference_row(args.reference, budget, coax)
+        table[name] = row
+        k, n = row[f"reach_475_by_{budget}"], len(row["seeds_run"])
+        fisher = row["fisher_p_vs_coax"]
+        print(f"{name:44} {'-':>10} {row['reach_475_by_50k']:>7}/{n:<2} {k:>8}/{n:<2} "
+              f"{'-':>13} {'-' if fisher is None else f'{fisher:.3f}':>16} {'-':>30}")
     summary = args.out / f"recipe_seeds_{budget}.json"
     summary.write_text(json.dumps(
-        {"seeds": n, "max_steps": budget, "cpu": cpu_model(), "configurations": table}, indent=2))
+        {"seeds": args.seeds, "max_steps": budget, "cpu": cpu_model(), "configurations": table},
+        indent=2))
     png = args.out / f"recipe_seeds_{budget}.png"
-    plot(table, n, budget, png)
+    plot(table, budget, png)
     print(f"\nsummary: {summary}; plot: {png}")
     return 0
 
 
-def plot(table: dict, n: int, budget: int, path: Path) -> None:
+def plot(table: dict, budget: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,14 +323,15 @@ def plot(table: dict, n: int, budget: int, path: Path) -> None:
     steps = np.linspace(0, budget, 401)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, row in table.items():
+        n = len(row["first_step_475"])
         hits = np.asarray([t for t in row["first_step_475"] if t is not None], dtype=float)
         share = [(hits <= s).sum() / n for s in steps]
         # the shared script's runs solid, recipe.py's (other random streams) dashed
-        ax.step(steps, share, where="post", label=name,
+        ax.step(steps, share, where="post", label=f"{name} ({n} seeds)",
                 lw=1.3 if name.startswith("recipe.py") else 2.2,
                 ls="--" if name.startswith("recipe.py") else "-")
     ax.axvline(50_000, color="grey", ls="--", lw=0.8)
-    ax.set(xlabel="env steps", ylabel=f"share of {n} seeds whose avg20 has reached 475",
+    ax.set(xlabel="env steps", ylabel="share of seeds whose avg20 has reached 475",
            title="coax's A2C recipe on CartPole-v1: how often it reaches 475", ylim=(0, 1))
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()

@@ -133,6 +133,31 @@ def test_recipe_seeds_runs_each_configuration_with_its_flags(tmp_path, monkeypat
                       (sys.executable, "a2c_jax", True): ["0", "1"]}
     assert len(list((tmp_path / "c" / "50000").glob("*.log"))) == 6
 
+    # --cached-only runs nothing and tabulates each configuration over the seeds it has; a stored
+    # record from another CPU is its own row, tested against coax's count on this machine
+    (tmp_path / "c" / "50000" / "coax_seed1.log").unlink()
+    for k in (2, 3):  # a2c_jax has two more seeds than coax, both reaching 475 at step 400
+        log = "".join(f"ep {i} T {20 * i} G 500 avg20 500\n" for i in range(1, 21))
+        (tmp_path / "c" / "50000" / f"a2c_jax_seed{k}.log").write_text(
+            log + 'RESULT {"env_steps": 50000}\n')
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"cpu": "Other CPU", "steps": 50000, "seeds": {
+        "0": {"solved_at_step": 30000}, "1": {"solved_at_step": None},
+        "2": {"solved_at_step": 60000}}}))
+    calls.clear()
+    assert rs.main(["--seeds", "4", "--max-steps", "50000", "--cache", str(tmp_path / "c"),
+                    "--out", str(tmp_path / "o"), "--coax-python", "/coax/python",
+                    "--cached-only", "--reference", str(ref)]) == 0
+    assert calls == []
+    table = json.loads((tmp_path / "o" / "recipe_seeds_50000.json").read_text())["configurations"]
+    assert table["coax"]["seeds_run"] == [0]
+    assert table["a2c_jax"]["seeds_run"] == [0, 1, 2, 3]
+    assert table["a2c_jax"]["reach_475_by_50000"] == 2
+    assert table["a2c_jax"]["fisher_p_vs_coax"] == pytest.approx(rs.fisher_exact(2, 4, 0, 1),
+                                                                 abs=1e-3)
+    row = table["coax, stored (Other CPU)"]
+    assert (row["reach_475_by_50k"], row["reach_475_by_50000"], row["seeds_run"]) == (1, 2, [0, 1, 2])
+
 
 def test_recipe_seeds_statistics_against_references(tmp_path):
     """benchmarks/recipe_seeds.py's helpers: the Clopper-Pearson interval against scipy's beta
@@ -178,5 +203,5 @@ def test_recipe_seeds_statistics_against_references(tmp_path):
         rs.parse_log(log, 50)
 
     table = {"a": {"first_step_475": [None, 30_000, 70_000]}, "b": {"first_step_475": [None] * 3}}
-    rs.plot(table, 3, 100_000, tmp_path / "p.png")
+    rs.plot(table, 100_000, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
