@@ -13,7 +13,9 @@ seeds, for the shared script ``../shared/anchors/seed_recipe.py`` (the seed's re
 - ``a2c_jax, truncation-aware``: ``--lib a2c_jax --truncation-aware``, the one-line form
   ``tracer.add(s, a, r, done, logp, truncated=truncated, s_next=s_next)``;
 
-and, with ``--variants``, the recipe as ``benchmarks/recipe.py`` writes it (one env loop, other
+with ``--mse-td``, both a2c_jax forms with SimpleTD's loss switched to MSE by ``_mse_td.py`` (the
+raw ``G - v(S)`` as the advantage, a2c_jax's semantics before it took coax's); and, with
+``--variants``, the recipe as ``benchmarks/recipe.py`` writes it (one env loop, other
 random streams than the shared script) with one change each: ``mse`` (SimpleTD's MSE loss, so
 the advantage is the raw ``G - v(S)``: a2c_jax's semantics before it took coax's),
 ``truncation-aware``, ``entropy 0.01`` (an ``EntropyRegularizer``), and the last two together.
@@ -81,8 +83,8 @@ def parse_log(text: str, max_steps: int) -> tuple[list[int], list[float]]:
 
 
 def run_shared(python: str, lib: str, flags: tuple[str, ...], seed: int, max_steps: int,
-               path: Path) -> None:
-    cmd = [python, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
+               path: Path, wrapper: tuple[str, ...] = ()) -> None:
+    cmd = [python, *wrapper, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
            "--max-steps", str(max_steps), "--max-seconds", "3600", *flags]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -203,6 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--reference", type=Path, default=None, metavar="JSON",
                    help="a stored per-seed coax record (../shared/anchors/coax_recipe_runs/*.json, "
                         "made on another CPU) to add as its own row")
+    p.add_argument("--mse-td", action="store_true",
+                   help="also both a2c_jax forms with SimpleTD's loss MSE (benchmarks/_mse_td.py): "
+                        "the raw G - v(S) as the advantage instead of it clipped")
     p.add_argument("--variants", action="store_true",
                    help="also the recipe.py variants (one change each; see the docstring)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
@@ -223,6 +228,11 @@ def main(argv=None) -> int:
     configs["a2c_jax"] = ("shared", (sys.executable, "a2c_jax", ()))
     configs["a2c_jax, truncation-aware"] = ("shared", (sys.executable, "a2c_jax",
                                                        ("--truncation-aware",)))
+    if args.mse_td:  # the same script with SimpleTD's loss MSE: the raw G - v(S) as advantage
+        mse_td = (str(HERE / "_mse_td.py"),)
+        configs["a2c_jax, MSE TD error"] = ("shared", (sys.executable, "a2c_jax", (), mse_td))
+        configs["a2c_jax, truncation-aware, MSE TD error"] = (
+            "shared", (sys.executable, "a2c_jax", ("--truncation-aware",), mse_td))
     if args.variants:
         for name, kwargs in VARIANTS.items():
             configs[name] = ("variant", kwargs)
@@ -247,7 +257,8 @@ def main(argv=None) -> int:
             if not path.exists():
                 t0 = time.perf_counter()
                 if kind == "shared":
-                    run_shared(*spec, seed, args.max_steps, path)
+                    python, lib, flags, *wrapper = spec
+                    run_shared(python, lib, flags, seed, args.max_steps, path, *wrapper)
                 else:
                     run_variant(spec, seed, args.max_steps, path)
                 print(f"  {name}, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)

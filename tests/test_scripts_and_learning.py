@@ -133,6 +133,14 @@ def test_recipe_seeds_runs_each_configuration_with_its_flags(tmp_path, monkeypat
                       (sys.executable, "a2c_jax", True): ["0", "1"]}
     assert len(list((tmp_path / "c" / "50000").glob("*.log"))) == 6
 
+    # --mse-td: the same script under benchmarks/_mse_td.py, both forms
+    calls.clear()
+    assert rs.main(["--seeds", "1", "--max-steps", "50000", "--cache", str(tmp_path / "m"),
+                    "--out", str(tmp_path / "o"), "--mse-td", "--only", "a2c_jax, MSE TD error",
+                    "a2c_jax, truncation-aware, MSE TD error"]) == 0
+    assert [(Path(c[1]).name, "--truncation-aware" in c) for c in calls] == [
+        ("_mse_td.py", False), ("_mse_td.py", True)]
+
     # --cached-only runs nothing and tabulates each configuration over the seeds it has; a stored
     # record from another CPU is its own row, tested against coax's count on this machine
     (tmp_path / "c" / "50000" / "coax_seed1.log").unlink()
