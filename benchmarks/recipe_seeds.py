@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.seeds < 1 or args.max_steps < 50_000:
         p.error("--seeds must be >= 1 and --max-steps >= 50000 (the target's budget)")
-    if not SHARED_SCRIPT.exists():
+    if not SHARED_SCRIPT.exists() and not args.cached_only:
         p.error(f"{SHARED_SCRIPT} is missing (the shared anchors checkout)")
 
     configs: dict[str, tuple[str, object]] = {}

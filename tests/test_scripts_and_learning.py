@@ -119,6 +119,9 @@ def test_recipe_seeds_runs_each_configuration_with_its_flags(tmp_path, monkeypat
         return Done()
 
     monkeypatch.setattr(rs.subprocess, "run", fake_run)
+    script = tmp_path / "seed_recipe.py"  # a stand-in: CI's clone has no ../shared beside it
+    script.write_text("")
+    monkeypatch.setattr(rs, "SHARED_SCRIPT", script)
     monkeypatch.setattr(rs, "plot", lambda *a: None)
     assert rs.main(["--seeds", "2", "--max-steps", "50000", "--cache", str(tmp_path / "c"),
                     "--out", str(tmp_path / "o"), "--coax-python", "/coax/python"]) == 0
