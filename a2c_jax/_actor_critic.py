@@ -15,11 +15,8 @@ from ._core._updater import BaseUpdater, global_norm
 from .policy_objectives import PolicyObjective
 from .td_learning import SimpleTD
 from .utils._metrics import Metrics
+from .utils._sync import _top_level
 from .utils._trees import check_same_tree, copy_tree
-
-
-def _top_level(key: str) -> str:
-    return key.split("/", 1)[0]
 
 
 def _check_shared(pi_tree: dict, v_tree: dict, what: str) -> None:
