@@ -7,10 +7,12 @@ after changing a notebook's code:
 
 Notebooks run one at a time, each in a fresh kernel started in notebooks/. Only outputs and
 execution counts change: code and markdown cells are written back as they were. Per-cell timing
-metadata is dropped and long text streams are shortened, so the stored files stay small and diffs
-stay readable.
+metadata is dropped, long text streams are shortened and a large GIF is scaled down, so the
+stored files stay small and diffs stay readable.
 """
 
+import base64
+import io
 import os
 import sys
 import time
@@ -22,6 +24,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 MAX_STREAM_LINES = 40  # per output: the head and tail are kept, the middle is elided
+MAX_GIF_BYTES = 150_000  # a larger animated GIF is stored smaller (see _smaller_gif)
+GIF_WIDTH, GIF_FRAMES = 200, 50
 
 
 def _shorten(text: str) -> str:
@@ -31,6 +35,28 @@ def _shorten(text: str) -> str:
     half = MAX_STREAM_LINES // 2
     skipped = len(lines) - 2 * half
     return "".join(lines[:half]) + f"... ({skipped} lines left out) ...\n" + "".join(lines[-half:])
+
+
+def _smaller_gif(b64: str) -> str:
+    """The base64 GIF ``b64``, if it is over MAX_GIF_BYTES, at most GIF_WIDTH pixels wide and with
+    at most GIF_FRAMES evenly spaced frames, each shown correspondingly longer: the same
+    animation, the same total duration, a fraction of the bytes."""
+    data = base64.b64decode(b64)
+    if len(data) <= MAX_GIF_BYTES:
+        return b64
+    from PIL import Image, ImageSequence
+
+    gif = Image.open(io.BytesIO(data))
+    duration = gif.info.get("duration", 50)
+    scale = min(1.0, GIF_WIDTH / gif.width)
+    size = (round(gif.width * scale), round(gif.height * scale))
+    frames = [f.convert("RGB").resize(size) for f in ImageSequence.Iterator(gif)]
+    step = -(-len(frames) // GIF_FRAMES)  # ceil
+    frames = frames[::step]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=step * duration, loop=0)
+    return base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def tidy(book) -> None:
@@ -50,6 +76,8 @@ def tidy(book) -> None:
         for out in merged:
             if out.output_type == "stream":
                 out.text = _shorten(out.text)
+            elif "image/gif" in out.get("data", {}):
+                out.data["image/gif"] = _smaller_gif(out.data["image/gif"])
         cell.outputs = merged
 
 
