@@ -1,9 +1,14 @@
-"""A griffe extension for the API reference: Sphinx roles in docstrings become inline code.
+"""A griffe extension for the API reference: the reST in docstrings becomes Markdown.
 
-a2c_jax's docstrings are Google style but cross-reference with Sphinx roles
-(``:class:`~a2c_jax.V```, ``:func:`compute_gae```), which Markdown would show verbatim. This
-rewrites each role to inline code (``~a2c_jax.td_learning.SimpleTD`` shows as ``SimpleTD``), at
-load time, without touching the source. Loaded by mkdocstrings (``extensions:`` in mkdocs.yml).
+a2c_jax's docstrings are Google style but keep two reST habits that Markdown would show verbatim:
+
+- Sphinx roles (``:class:`~a2c_jax.V```, ``:func:`compute_gae```) become inline code
+  (``~a2c_jax.td_learning.SimpleTD`` shows as ``SimpleTD``);
+- a literal block announced by ``text::`` keeps its indented block (Markdown renders that as
+  code) and loses one colon; a line of just ``::`` goes.
+
+The rewrite happens at load time, without touching the source. Loaded by mkdocstrings
+(``extensions:`` in mkdocs.yml).
 """
 
 from __future__ import annotations
@@ -21,9 +26,15 @@ def _code(match: re.Match) -> str:
     return f"`{target.rsplit('.', 1)[-1] if tilde else target}`"
 
 
+_LITERAL = re.compile(r"(?<=\S)::[ \t]*$", re.M)
+_BARE_LITERAL = re.compile(r"^[ \t]*::[ \t]*\n", re.M)
+
+
 def rewrite(text: str) -> str:
-    """The docstring ``text`` with every Sphinx role replaced by inline code."""
-    return _ROLE.sub(_code, text)
+    """The docstring ``text`` with Sphinx roles as inline code and reST's ``::`` markers gone."""
+    text = _ROLE.sub(_code, text)
+    text = _BARE_LITERAL.sub("", text)
+    return _LITERAL.sub(":", text)
 
 
 class SphinxRolesToCode(griffe.Extension):
