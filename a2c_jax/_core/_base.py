@@ -85,8 +85,9 @@ class BaseFunc:
     ``func(S, is_training)`` is transformed with ``hk.transform_with_state``, initialised on a
     deterministic example batch, and its output checked by :meth:`_check_output`. Functions that
     draw no random numbers (:attr:`uses_rng` is False) are applied with ``rng=None``, so the
-    compiled steps carry no key splits for them. The pure batched apply is :meth:`function`; the
-    object's methods call a few cached jitted functions built on it.
+    compiled steps carry no key splits for them. The pure core is :meth:`init` and :meth:`apply`
+    (coax's name for the latter: :meth:`function`); the object's methods call a few cached jitted
+    functions built on them.
     """
 
     _params_signature: tuple | None = None  # see the params setter
@@ -102,39 +103,67 @@ class BaseFunc:
                                          or default_preprocessor(self.observation_space))
         self.random_seed = _seed(random_seed)
         self._transformed = hk.transform_with_state(func)
+        self._example = example_batch(self.observation_space, 1)  # raw observations, numpy
         init_key, self._key = raw_key(self.random_seed, 0), raw_key(self.random_seed, 1)
-        example = self.observation_preprocessor(example_batch(self.observation_space, 1))
-        # init runs once: one jitted call compiled without backend optimisation is the fastest
-        # way there (eager init compiles every random op separately)
-        init = jax.jit(self._transformed.init, static_argnums=2, compiler_options=RUN_ONCE)
-        self._params, self._function_state = init(init_key, example, True)
+        # one jitted call (eager init would compile every random op separately), compiled with
+        # JAX's default options and not RUN_ONCE: a lower backend optimisation level rounds the
+        # initialisers' float maths differently (by an ulp), and init(key) under a caller's
+        # jit/vmap must give exactly these params
+        self._params, self._function_state = jax.jit(self.init)(init_key)
         # shape-only evaluation with a batch of two catches outputs that drop or mix the batch axis
         out_shape, _ = jax.eval_shape(
-            lambda p, st, k, S: self.function(p, st, k, S, False),
+            lambda p, st, k, S: self.apply(p, st, k, S, False),
             self._params, self._function_state, init_key, example_batch(self.observation_space, 2))
         self._check_output(out_shape, 2)
-        self.uses_rng = self._needs_rng(example)
+        self.uses_rng = self._needs_rng()
 
-    def _needs_rng(self, example) -> bool:
+    def _needs_rng(self) -> bool:
         """Whether ``func`` draws random numbers (``hk.next_rng_key``, dropout) when applied."""
         for is_training in (True, False):
             try:
-                jax.eval_shape(lambda p, st, S: self._transformed.apply(p, st, None, S, is_training),
-                               self._params, self._function_state, example)
+                jax.eval_shape(lambda p, st, S: self.apply(p, st, None, S, is_training),
+                               self._params, self._function_state, self._example)
             except ValueError:
                 return True
         return False
 
     # ---- the pure core ------------------------------------------------------------------------
 
-    def function(self, params: hk.Params, state: hk.State, rng: jax.Array, S: Any,
-                 is_training: bool) -> tuple[Any, hk.State]:
-        """The pure batched apply: ``(output, new_state)`` for a batch ``S`` of raw observations.
+    def init(self, rng: jax.Array) -> tuple[hk.Params, hk.State]:
+        """Pure: fresh ``(params, function_state)`` for the PRNG key ``rng``.
 
-        The observation preprocessor is applied first. Jittable; ``is_training`` must be static.
+        Haiku's ``init`` of ``func`` on a deterministic example batch of one observation of the
+        observation space (preprocessed), in training mode: what the constructor runs, under
+        ``jax.jit`` with JAX's default compiler options. So ``f.init(raw_key(f.random_seed, 0))``
+        gives ``f``'s initial :attr:`params` and :attr:`function_state` bit for bit when it is
+        compiled the same way: inside a ``jax.jit``, alone or ``jax.vmap``-ped over a batch of
+        keys. Eagerly too when the initialisers only draw random numbers; a function whose init
+        computes state from the example's forward pass (batch norm) can differ in the last bit
+        eagerly, as XLA rounds a fused computation differently. Jittable and vmappable; reads
+        nothing of ``self`` that changes (not the current params).
+
+        Args:
+            rng: a PRNG key (e.g. ``jax.random.PRNGKey(0)`` or :func:`raw_key`).
+
+        Returns:
+            ``(params, function_state)``, Haiku dicts.
         """
-        return self._transformed.apply(params, state, rng, self.observation_preprocessor(S),
-                                       is_training)
+        return self._transformed.init(rng, self.observation_preprocessor(self._example), True)
+
+    def apply(self, params: hk.Params, function_state: hk.State, rng: jax.Array | None, S: Any,
+              is_training: bool) -> tuple[Any, hk.State]:
+        """Pure: ``(output, new_function_state)`` for a batch ``S`` of raw observations.
+
+        The observation preprocessor is applied first. Jittable and vmappable; ``is_training``
+        must be static under ``jit``. ``rng`` may be ``None`` when :attr:`uses_rng` is False.
+        """
+        return self._transformed.apply(params, function_state, rng,
+                                       self.observation_preprocessor(S), is_training)
+
+    def function(self, params: hk.Params, state: hk.State, rng: jax.Array | None, S: Any,
+                 is_training: bool) -> tuple[Any, hk.State]:
+        """coax's name for :meth:`apply` (the same pure batched apply)."""
+        return self.apply(params, state, rng, S, is_training)
 
     def _check_output(self, output: Any, batch_size: int) -> None:
         raise NotImplementedError

@@ -93,6 +93,19 @@ class BaseUpdater(abc.ABC):
 
     # ---- the pure core ------------------------------------------------------------------------
 
+    def init_optimizer_state(self, params: Any) -> optax.OptState:
+        """Pure: a fresh optimizer state for ``params``, in the form the fused step uses.
+
+        That is ``optimizer.init(params)``, or, when :attr:`optimizer_flattened` is True, the
+        state of ``optax.flatten(optimizer)`` (one flat vector per moment): the same function the
+        constructor ran for :attr:`optimizer_state`. Jittable and vmappable.
+
+        Args:
+            params: parameters of the structure of the updated function's ``params`` (for
+                :class:`~a2c_jax.ActorCritic` the union, ``ac.join(pi_params, v_params)``).
+        """
+        return self._optimizer.init(params)
+
     def _grads_and_metrics(self, params, function_state, hparams, rng, transition_batch, *args):
         grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
         (loss, (metrics, new_state, aux)), grads = grad_fn(params, function_state, hparams, rng,
