@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: test train recipe lint bench clean
+.PHONY: test test-fast train recipe lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +16,23 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
+# the everyday tier: everything but the tests tests/conftest.py marks slow (about a minute)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
 train: $(STAMP)
 	$(BIN)/a2c-jax train --env CartPole-v1 --out runs/CartPole-v1
 
 recipe: $(STAMP)
 	$(BIN)/python benchmarks/recipe.py --seeds 0 --max-steps 50000 --out runs/recipe
 
+# the linter, then the type checker over a2c_jax/ (configured in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/microbench.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache

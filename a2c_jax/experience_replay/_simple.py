@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
 
@@ -22,15 +24,19 @@ class SimpleReplayBuffer:
         random_seed: seeds sampling (``None``: fresh entropy).
     """
 
-    def __init__(self, capacity: int, random_seed: int | None = None):
+    def __init__(self, capacity: int, random_seed: int | None = None) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
             raise TypeError(f"capacity must be an int >= 1, got {capacity!r}")
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._capacity = int(capacity)
         self._rng = np.random.default_rng(random_seed)
-        self._storage: list[np.ndarray] | None = None
-        self._treedef = None
+        # allocated on the first add: one array per leaf, the leaves' names and shapes
+        self._treedef: Any = None
+        self._storage: list[np.ndarray] = []
+        self._names: list[str] = []
+        self._shapes: list[tuple[int, ...]] = []
+        self._layouts: dict[int, list[tuple[tuple[int, ...], np.dtype]]] = {}
         self._next = 0  # the slot the next transition goes to
         self._size = 0
 
@@ -54,9 +60,9 @@ class SimpleReplayBuffer:
         self._names = [jax.tree_util.keystr(path)[1:] for path, _ in paths]  # 'S', "S['pos']"
         self._storage = [np.zeros((self._capacity, *x.shape[1:]), x.dtype) for x in leaves]
         self._shapes = [x.shape[1:] for x in leaves]
-        self._layouts: dict[int, list] = {}
+        self._layouts = {}
 
-    def _layout(self, n: int) -> list:
+    def _layout(self, n: int) -> list[tuple[tuple[int, ...], np.dtype]]:
         """``[(shape, dtype)]`` of every leaf of a conforming batch of ``n``, cached per ``n``."""
         layout = self._layouts.get(n)
         if layout is None:
@@ -65,18 +71,18 @@ class SimpleReplayBuffer:
                 self._layouts[n] = layout
         return layout
 
-    def _check_leaves(self, leaves: list[np.ndarray], transition_batch) -> None:
+    def _check_leaves(self, leaves: list[np.ndarray], transition_batch: TransitionBatch) -> None:
         n = leaves[0].shape[0] if leaves and leaves[0].ndim else 0
         if any(x.ndim == 0 or x.shape[0] != n for x in leaves):
             raise ValueError("every field of the TransitionBatch needs the same leading batch size; "
                              f"got {transition_batch!r}")
-        if self._storage is not None:
+        if self._treedef is not None:
             for x, shape, name in zip(leaves, self._shapes, self._names):
                 if x.shape[1:] != shape:
                     raise ValueError(f"field {name} has per-transition shape {x.shape[1:]}, the "
                                      f"buffer stores {shape}: {transition_batch!r}")
 
-    def _conform(self, leaves: list[np.ndarray], transition_batch) -> list[np.ndarray]:
+    def _conform(self, leaves: list[np.ndarray], transition_batch: TransitionBatch) -> list[np.ndarray]:
         """The leaves in the stored dtypes; raises on a shape mismatch or a lossy conversion."""
         self._check_leaves(leaves, transition_batch)
         return [x if x.dtype == store.dtype else _convert(x, store.dtype, name)
@@ -104,7 +110,7 @@ class SimpleReplayBuffer:
             raise TypeError(f"expected a TransitionBatch, got {type(transition_batch).__name__}")
         leaves, treedef = jax.tree_util.tree_flatten(transition_batch)
         leaves = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in leaves]
-        if self._storage is None:
+        if self._treedef is None:
             self._check_leaves(leaves, transition_batch)
             self._allocate(leaves, transition_batch)
         elif treedef != self._treedef:

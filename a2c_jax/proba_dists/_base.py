@@ -22,7 +22,7 @@ class BaseProbaDist(abc.ABC):
     #: the keys a policy function must return, e.g. ``('logits',)``
     param_keys: tuple[str, ...] = ()
 
-    def __init__(self, space: Any):
+    def __init__(self, space: Any) -> None:
         self.space = space
 
     @abc.abstractmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -21,12 +23,12 @@ class CategoricalDist(BaseProbaDist):
 
     param_keys = ("logits",)
 
-    def __init__(self, space):
+    def __init__(self, space: Any) -> None:
         super().__init__(space)
         self.n = int(space.n)
         self.start = int(getattr(space, "start", 0))
 
-    def param_shapes(self, batch_size):
+    def param_shapes(self, batch_size: int) -> dict[str, tuple[int, ...]]:
         return {"logits": (batch_size, self.n)}
 
     def sample(self, dist_params: DistParams, key: chex.PRNGKey) -> chex.Array:

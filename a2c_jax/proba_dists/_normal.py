@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -58,7 +60,7 @@ class NormalDist(BaseProbaDist):
 
     param_keys = ("logvar", "mu")
 
-    def __init__(self, space):
+    def __init__(self, space: Any) -> None:
         super().__init__(space)
         self.shape = tuple(space.shape)
         low = np.broadcast_to(np.asarray(space.low, np.float64), self.shape)
@@ -68,16 +70,16 @@ class NormalDist(BaseProbaDist):
         low, high = np.where(self._squash, low, -1.0), np.where(self._squash, high, 1.0)
         self._centre = ((high + low) / 2).astype(np.float32)
         self._half = ((high - low) / 2).astype(np.float32)
-        self._atoms_cache: dict = {}
+        self._atoms_cache: dict[np.dtype, tuple[np.ndarray, ...]] = {}
 
-    def param_shapes(self, batch_size):
+    def param_shapes(self, batch_size: int) -> dict[str, tuple[int, ...]]:
         shape = (batch_size, *self.shape)
         return {"mu": shape, "logvar": shape}
 
-    def _log_normal(self, u, mu, logvar):
+    def _log_normal(self, u: chex.Array, mu: chex.Array, logvar: chex.Array) -> chex.Array:
         return -0.5 * (_LOG_2PI + logvar + jnp.square(u - mu) * jnp.exp(-logvar))
 
-    def _sum_event(self, x):
+    def _sum_event(self, x: chex.Array) -> chex.Array:
         return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
 
     def sample(self, dist_params: DistParams, key: chex.PRNGKey) -> chex.Array:
@@ -85,11 +87,11 @@ class NormalDist(BaseProbaDist):
         u = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, mu.dtype)
         return self._to_action(u)
 
-    def _to_action(self, u):
+    def _to_action(self, u: chex.Array) -> chex.Array:
         y = jnp.clip(jnp.tanh(u), -1 + _EDGE, 1 - _EDGE)
         return jnp.where(self._squash, self._centre + self._half * y, u)
 
-    def _atoms(self, dtype):
+    def _atoms(self, dtype: Any) -> tuple[np.ndarray, ...]:
         """``(edge_lo, edge_hi, u_lo, u_hi)`` for actions of ``dtype``, numpy, of the event shape.
 
         An action ``a >= edge_hi = cap_hi - tol`` is the upper cap (``a <= edge_lo``, the lower),

@@ -40,13 +40,14 @@ class TransitionBatch(NamedTuple):
         return int(np.shape(self.Rn)[0])
 
     @classmethod
-    def from_single(cls, s, a, logp, r, done, gamma=0.9, s_next=None, a_next=None,
-                    logp_next=None, w=1.0, idx=None) -> TransitionBatch:
+    def from_single(cls, s: Any, a: Any, logp: Any, r: Any, done: Any, gamma: float = 0.9,
+                    s_next: Any = None, a_next: Any = None, logp_next: Any = None, w: Any = 1.0,
+                    idx: Any = None) -> TransitionBatch:
         """A batch of one, built from a single one-step transition.
 
         ``In = 0`` if ``done`` else ``gamma``; missing ``*_next`` fields copy ``s``, ``a``, ``logp``.
         """
-        def one(x, dtype=None):
+        def one(x: Any, dtype: Any = None) -> np.ndarray:
             return np.asarray(x, dtype)[None]
 
         return cls(
@@ -63,7 +64,7 @@ class TransitionBatch(NamedTuple):
         return f"TransitionBatch({fields})"
 
 
-def _describe(x) -> str:
+def _describe(x: Any) -> str:
     if x is None:
         return "None"
     if hasattr(x, "shape") and hasattr(x, "dtype"):

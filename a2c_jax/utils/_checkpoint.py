@@ -44,11 +44,11 @@ class CheckpointState(dict):
     It flattens as a ``dict`` in JAX pytrees.
     """
 
-    def __init__(self, state: dict, path: Path | None = None):
+    def __init__(self, state: dict, path: Path | None = None) -> None:
         super().__init__(state)
         self.path = path
 
-    def __missing__(self, key):
+    def __missing__(self, key: Any) -> Any:
         where = self.path if self.path is not None else "the checkpoint"
         raise CheckpointError(f"{where} is incomplete: it has no {key!r} entry")
 

@@ -20,17 +20,17 @@ def evaluate_greedy(pi: Any, env: str | gymnasium.Env, episodes: int = 10,
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     own = isinstance(env, str)
-    env = gymnasium.make(env) if own else env
+    e: gymnasium.Env = gymnasium.make(env) if isinstance(env, str) else env
     total = 0.0
     try:
         for ep in range(episodes):
-            s, _ = env.reset(seed=first_seed + ep)
+            s, _ = e.reset(seed=first_seed + ep)
             done = False
             while not done:
-                s, r, terminated, truncated, _ = env.step(pi.mode(s))
+                s, r, terminated, truncated, _ = e.step(pi.mode(s))
                 total += float(r)
                 done = terminated or truncated
     finally:
         if own:
-            env.close()
+            e.close()
     return total / episodes

@@ -23,7 +23,7 @@ class ValueTransform:
         inverse_func: ``y -> x``.
     """
 
-    def __init__(self, transform_func: Transform, inverse_func: Transform):
+    def __init__(self, transform_func: Transform, inverse_func: Transform) -> None:
         if not (callable(transform_func) and callable(inverse_func)):
             raise TypeError("a value transform needs two callables, (transform, inverse); got "
                             f"{transform_func!r} and {inverse_func!r}")
@@ -49,8 +49,9 @@ class ValueTransform:
         """
         if value_transform is None or isinstance(value_transform, ValueTransform):
             return value_transform
-        fwd = getattr(value_transform, "transform_func", None)
-        inv = getattr(value_transform, "inverse_func", None)
+        # Any: a member may be missing or not callable; the constructor raises on either
+        fwd: Any = getattr(value_transform, "transform_func", None)
+        inv: Any = getattr(value_transform, "inverse_func", None)
         if fwd is not None or inv is not None:
             return cls(fwd, inv)
         if isinstance(value_transform, (tuple, list)) and len(value_transform) == 2:
@@ -74,16 +75,16 @@ class LogTransform(ValueTransform):
         scale: the crossover scale ``λ > 0``.
     """
 
-    def __init__(self, scale: float = 1.0):
+    def __init__(self, scale: float = 1.0) -> None:
         scale = float(scale)
         if not 0 < scale < float("inf"):
             raise ValueError(f"LogTransform's scale must be finite and > 0, got {scale}")
         self.scale = scale
 
-        def transform(x):
+        def transform(x: chex.Array) -> chex.Array:
             return jnp.sign(x) * scale * jnp.log1p(jnp.abs(x) / scale)
 
-        def inverse(y):
+        def inverse(y: chex.Array) -> chex.Array:
             return jnp.sign(y) * scale * jnp.expm1(jnp.abs(y) / scale)
 
         super().__init__(transform, inverse)

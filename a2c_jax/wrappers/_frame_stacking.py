@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
@@ -31,7 +31,7 @@ class FrameStacking(gymnasium.Wrapper):
         ValueError: ``num_frames < 1``.
     """
 
-    def __init__(self, env: gymnasium.Env, num_frames: int):
+    def __init__(self, env: gymnasium.Env, num_frames: int) -> None:
         if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)):
             raise TypeError(f"FrameStacking: num_frames must be an int >= 1, got "
                             f"{type(num_frames).__name__} {num_frames!r}")
@@ -40,15 +40,16 @@ class FrameStacking(gymnasium.Wrapper):
         super().__init__(env)
         self.num_frames = int(num_frames)
         self.observation_space = gymnasium.spaces.Tuple((env.observation_space,) * self.num_frames)
-        self._frames: deque = deque(maxlen=self.num_frames)
+        self._frames: deque[Any] = deque(maxlen=self.num_frames)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Resets the env; the observation is ``num_frames`` copies of its first observation."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._frames.extend([obs] * self.num_frames)
         return tuple(self._frames), info
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[tuple[Any, ...], SupportsFloat, bool, bool, dict[str, Any]]:
         """Steps the env; the observation drops the oldest frame and appends the new one."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._frames.append(obs)

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium
 import jax
@@ -81,7 +81,7 @@ class TrainMonitor(gymnasium.Wrapper):
     def __init__(self, env: gymnasium.Env, name: str | None = None,
                  tensorboard_dir: str | os.PathLike | None = None,
                  tensorboard_write_all: bool = False, log_all_metrics: bool = False,
-                 smoothing: int = 10):
+                 smoothing: int = 10) -> None:
         _check_single_env(env)
         super().__init__(env)
         if name is not None and not isinstance(name, str):
@@ -98,7 +98,7 @@ class TrainMonitor(gymnasium.Wrapper):
         self.tensorboard_write_all = bool(tensorboard_write_all)
         self.log_all_metrics = bool(log_all_metrics)
         self._paused = 0
-        self._checked_keys: tuple | None = None  # the last Metrics keys found to be strings
+        self._checked_keys: tuple[str, ...] | None = None  # the last Metrics keys found to be strings
         self.reset_global()
         self.tensorboard = None
         if tensorboard_dir is not None:
@@ -119,7 +119,8 @@ class TrainMonitor(gymnasium.Wrapper):
 
     # ---- the env API -------------------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Starts a new episode; ``seed`` and ``options`` are passed to the wrapped env."""
         obs, info = self.env.reset(seed=seed, options=options)
         if self._paused:
@@ -131,7 +132,8 @@ class TrainMonitor(gymnasium.Wrapper):
         self._ep_stop = None
         return obs, info
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Steps the wrapped env and updates the counters; the episode's end logs one line."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._paused:
             return obs, reward, terminated, truncated, info
@@ -156,10 +158,11 @@ class TrainMonitor(gymnasium.Wrapper):
         finally:
             self._paused -= 1
 
-    def close(self):
+    def close(self) -> None:
+        """Closes the TensorBoard writer (if any) and the wrapped env."""
         if self.tensorboard is not None:
             self.tensorboard.close()
-        return super().close()
+        super().close()
 
     # ---- derived quantities ------------------------------------------------------------------
 
