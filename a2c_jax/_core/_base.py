@@ -13,7 +13,14 @@ import jax
 import numpy as np
 
 from ..utils._dispatch import prefer_synchronous_cpu_dispatch
-from ..utils._trees import conform_tree, copy_tree, tree_signature
+from ..utils._trees import (
+    check_state_dict_keys,
+    conform_tree,
+    copy_tree,
+    tree_from_state_dict,
+    tree_signature,
+    tree_to_state_dict,
+)
 from ._spaces import Preprocessor, batch_one, check_batch, default_preprocessor, example_batch
 
 RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -199,6 +206,37 @@ class BaseFunc:
     def function_state(self, new_state: hk.State) -> None:
         self._function_state = conform_tree(new_state, self._function_state,
                                             f"{type(self).__name__}.function_state")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes while training, as plain nested dicts of arrays.
+
+        ``{"params": ..., "function_state": ..., "rng": ...}``: the Haiku params and state (dicts
+        of module name to dicts of arrays) and the PRNG key this object samples with (a raw
+        ``uint32[2]``). The live arrays, not copies (an update never deletes arrays that are still
+        referenced elsewhere, so holding them is safe); nothing in it needs pickle. Restore with
+        :meth:`load_state_dict`.
+        """
+        return {"params": tree_to_state_dict(self._params),
+                "function_state": tree_to_state_dict(self._function_state), "rng": self._key}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned (arrays may be numpy, e.g. from a file).
+
+        Every entry must match the current one in tree structure, shape and dtype exactly (nothing
+        is broadcast or cast); on an error nothing is changed.
+
+        Raises:
+            ValueError: a key is missing or unexpected, or a shape differs (the message names the
+                entry, e.g. ``state_dict['params']['torso/linear']['w']``).
+            TypeError: an entry is of another type or dtype.
+        """
+        what = f"{type(self).__name__}.load_state_dict: state_dict"
+        check_state_dict_keys(state_dict, ("params", "function_state", "rng"), what)
+        params = tree_from_state_dict(self._params, state_dict["params"], f"{what}['params']")
+        state = tree_from_state_dict(self._function_state, state_dict["function_state"],
+                                     f"{what}['function_state']")
+        key = tree_from_state_dict(self._key, state_dict["rng"], f"{what}['rng']")
+        self._params, self._function_state, self._key = params, state, key
 
     def copy(self, deep: bool = True) -> BaseFunc:
         """A copy with its own parameter arrays (safe to update one without touching the other)."""

@@ -12,7 +12,13 @@ import optax
 
 from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics, pack_metrics
-from ..utils._trees import check_same_tree, conform_tree
+from ..utils._trees import (
+    check_same_tree,
+    check_state_dict_keys,
+    conform_tree,
+    tree_from_state_dict,
+    tree_to_state_dict,
+)
 from ._base import RUN_ONCE, BaseFunc, raw_key
 from ._flat_optimizer import init_optimizer
 from ._ownership import held_once
@@ -250,6 +256,40 @@ class BaseUpdater(abc.ABC):
     def optimizer_state(self, new_state) -> None:
         self._optimizer_state = conform_tree(new_state, self._optimizer_state,
                                              f"{type(self).__name__}.optimizer_state")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The updater's own training state, as plain nested dicts of arrays.
+
+        ``{"optimizer_state": ..., "rng": ...}``. The optimizer state (in the form the step uses,
+        flat when :attr:`optimizer_flattened`) is written as nested dicts: an optax
+        ``NamedTuple``'s fields by name (``mu``, ``nu``, ``count``), a tuple's entries (a
+        ``chain``'s states) by index as strings (``"0"``, ``"1"``), a dict's by key; empty states
+        (``EmptyState``, masked-out entries) leave nothing. E.g. for ``optax.adam`` over a flat
+        vector: ``{"0": {"count": int32[], "mu": float32[n], "nu": float32[n]}}``. ``rng`` is the
+        updater's PRNG key (raw ``uint32[2]``). The live arrays, not copies. The function's params
+        are not here: they are in its own :meth:`~a2c_jax.V.state_dict`.
+        """
+        return {"optimizer_state": tree_to_state_dict(self._optimizer_state), "rng": self._key}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned, into the current optimizer state's structure
+        (``NamedTuple`` types included), so the compiled step takes it as it took the original.
+
+        Every entry must match the current one in structure, shape and dtype exactly (nothing is
+        broadcast or cast); a Python ``int``/``float`` is accepted for a scalar entry such as
+        ``count``. On an error nothing is changed.
+
+        Raises:
+            ValueError: a key is missing or unexpected, or a shape differs (the message names the
+                entry, e.g. ``state_dict['optimizer_state']['0']['mu']``).
+            TypeError: an entry is of another type or dtype.
+        """
+        what = f"{type(self).__name__}.load_state_dict: state_dict"
+        check_state_dict_keys(state_dict, ("optimizer_state", "rng"), what)
+        opt_state = tree_from_state_dict(self._optimizer_state, state_dict["optimizer_state"],
+                                         f"{what}['optimizer_state']")
+        self._key = tree_from_state_dict(self._key, state_dict["rng"], f"{what}['rng']")
+        self._optimizer_state = opt_state
 
 
 # per-transition scalars: exactly [B]; the rest: a leading axis of B on every leaf
