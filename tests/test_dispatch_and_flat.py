@@ -61,3 +61,85 @@ def test_flat_and_leafwise_updates_agree(v, rng):
             td.update(b)
         results.append(host_copy(f.params))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *results)
+
+
+# ---- the probe falls back to the leaf-wise optimizer on whatever it cannot handle ------------
+
+
+def _mask(params):
+    return jax.tree.map(lambda x: x.ndim == 2, params)  # weights only, no biases
+
+
+def _labels(params):
+    return {k: {kk: "torso" if k.startswith("torso") else "head" for kk in d}
+            for k, d in params.items()}
+
+
+FALLBACK_OPTIMIZERS = {
+    "masked-dict": lambda p: optax.masked(optax.adam(0.01), _mask(p)),
+    "masked-callable": lambda p: optax.masked(optax.adam(0.01), _mask),
+    "multi_transform-dict": lambda p: optax.multi_transform(
+        {"torso": optax.adam(0.01), "head": optax.sgd(0.1)}, _labels(p)),
+    "multi_transform-callable": lambda p: optax.multi_transform(
+        {"torso": optax.adam(0.01), "head": optax.sgd(0.1)}, _labels),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACK_OPTIMIZERS))
+def test_tree_aware_optimizers_fall_back_and_train(v, rng, name):
+    """masked/multi_transform over a tree of labels: constructed leaf-wise, and each update is the
+    optax optimizer applied by hand."""
+    optimizer = FALLBACK_OPTIMIZERS[name](v.params)
+    td = SimpleTD(v, optimizer=optimizer)
+    assert td.optimizer_flattened is False
+    params, opt_state = host_copy(v.params), optimizer.init(v.params)
+    initial = host_copy(v.params)
+    for _ in range(2):
+        batch = make_batch(rng, 16)
+        grads, _, _ = td.grads_and_metrics(batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        td.update(batch)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                     v.params, params)
+    if name.startswith("masked"):  # optax.masked passes the masked-out gradients through
+        assert not np.allclose(v.params["v/linear"]["w"], initial["v/linear"]["w"])
+
+
+def test_an_optimizer_that_raises_in_the_probe_falls_back(v, rng):
+    """Any exception of the flat form means leaf-wise; the optimizer's own errors still surface."""
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        if not isinstance(updates, dict):
+            raise RuntimeError("this optimizer only takes Haiku dicts")
+        return jax.tree.map(lambda g: -0.1 * g, updates), state
+
+    td = SimpleTD(v, optimizer=optax.GradientTransformation(init, update))
+    assert td.optimizer_flattened is False
+    before = host_copy(v.params)
+    batch = make_batch(rng, 16)
+    grads, _, _ = td.grads_and_metrics(batch)
+    td.update(batch)
+    jax.tree.map(lambda p, g, new: np.testing.assert_allclose(new, p - 0.1 * g, rtol=1e-6, atol=1e-7),
+                 before, grads, v.params)
+
+    def broken_init(params):
+        raise RuntimeError("broken optimizer")
+
+    with pytest.raises(RuntimeError, match="broken optimizer"):
+        SimpleTD(v, optimizer=optax.GradientTransformation(broken_init, update))
+
+
+def test_flatten_optimizer_false_skips_the_probe(v, monkeypatch):
+    """flatten_optimizer=False never builds the flat form (the visible switch)."""
+    import a2c_jax._core._flat_optimizer as flat_module
+
+    calls = []
+    real_flatten = optax.flatten
+    monkeypatch.setattr(flat_module.optax, "flatten",
+                        lambda *a, **k: calls.append(1) or real_flatten(*a, **k))
+    td = SimpleTD(v, optimizer=optax.adam(0.01), flatten_optimizer=False)
+    assert td.optimizer_flattened is False and not calls
+    assert SimpleTD(v, optimizer=optax.adam(0.01)).optimizer_flattened is True and calls
