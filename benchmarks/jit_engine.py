@@ -30,27 +30,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import cpu_env, launch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict:
-    return {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-
-
 def whole_command(seed: int, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "a2c_jax", "train", "--env", "CartPole-v1", "--engine", "jit",
-           "--seed", str(seed), "--out", str(out), "--no-progress"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    run = launch(sys.executable, ["-m", "a2c_jax", "train", "--env", "CartPole-v1", "--engine",
+                                  "jit", "--seed", str(seed), "--out", str(out), "--no-progress"],
+                 cwd=ROOT, env=cpu_env(), on_failure="exit")
+    wall = run.seconds
     s = json.loads((out / "summary.json").read_text())
     solved = s["solved_at_step"]
     return {"seed": seed, "command_s": round(wall, 2), "setup_s": s["setup_s"],
@@ -80,14 +74,9 @@ def in_process(env_id: str, num_seeds: int, steps: int, seed: int = 0) -> dict:
 
 
 def purejaxrl(python: str, runner: str, seed: int) -> dict:
-    cmd = [python, runner, "--seed", str(seed)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    r = {"command_s": round(wall, 2), **json.loads(line[7:])}
+    run = launch(python, [runner, "--seed", str(seed)], peer="purejaxrl", cwd=None, env=cpu_env(),
+                 on_failure="exit")
+    r = {"command_s": round(run.seconds, 2), **run.result}
     # "solved" as for a2c_jax: the mean of the last 100 finished episodes >= 475
     if "solved_at_step_last100" in r:
         r["solved_at_step"], r["time_to_solve_s"] = (r["solved_at_step_last100"],

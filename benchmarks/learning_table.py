@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import cpu_env, launch  # noqa: E402
 
 ROWS = [  # env, algo, goal (greedy eval), rl-zoo published (benchmark.md)
     ("CartPole-v1", "a2c", 500.0, "500 ± 0 (500k)"),
@@ -47,14 +48,11 @@ def main(argv=None) -> int:
         runs = []
         for seed in args.seeds:
             out = args.out / f"{env_id}-{algo}-{seed}"
-            cmd = [sys.executable, "-m", "a2c_jax", "train", "--env", env_id, "--algo", algo,
+            cmd = ["-m", "a2c_jax", "train", "--env", env_id, "--algo", algo,
                    "--seed", str(seed), "--out", str(out), "--no-progress"]
             if args.steps is not None:
                 cmd += ["--steps", str(args.steps)]
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  env={**os.environ, "JAX_PLATFORMS": "cpu"})
-            if proc.returncode != 0:
-                sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+            proc = launch(sys.executable, cmd, cwd=None, env=cpu_env(force=True), on_failure="exit")
             runs.append(json.loads((out / "summary.json").read_text()))
             print(proc.stdout.strip(), flush=True)
         evals = np.array([r["eval_mean_return"] for r in runs])

@@ -35,7 +35,7 @@ import json
 import math
 import os
 import re
-import subprocess
+import subprocess  # noqa: F401  (the runs go through _peers.launch, which calls subprocess.run)
 import sys
 import time
 from pathlib import Path
@@ -46,6 +46,8 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _peers import PeerError, cpu_env, launch, parse_results, setup_hint  # noqa: E402
+
 ROOT = HERE.parent
 SHARED_SCRIPT = ROOT.parent / "shared" / "anchors" / "seed_recipe.py"
 EPISODE = re.compile(r"^ep (\d+) T (\d+) G (\S+) avg20")
@@ -66,16 +68,16 @@ def slug(name: str) -> str:
 
 def parse_log(text: str, max_steps: int) -> tuple[list[int], list[float]]:
     """(env step at each episode's end, episode return) from the shared script's stdout."""
-    ends, returns, result = [], [], None
+    ends, returns = [], []
     for line in text.splitlines():
         m = EPISODE.match(line)
         if m:
             ends.append(int(m.group(2)))
             returns.append(float(m.group(3)))
-        elif line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
-    if result is None:
+    results = parse_results(text)
+    if not results:
         raise ValueError("the log has no RESULT line: the run did not finish")
+    result = results[-1]
     if result["env_steps"] < max_steps:
         raise ValueError(f"the run stopped at {result['env_steps']} env steps (its time budget), "
                          f"before {max_steps}")
@@ -84,12 +86,12 @@ def parse_log(text: str, max_steps: int) -> tuple[list[int], list[float]]:
 
 def run_shared(python: str, lib: str, flags: tuple[str, ...], seed: int, max_steps: int,
                path: Path, wrapper: tuple[str, ...] = ()) -> None:
-    cmd = [python, *wrapper, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
-           "--max-steps", str(max_steps), "--max-seconds", "3600", *flags]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    if out.returncode != 0 or "RESULT " not in out.stdout:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{out.stderr[-2000:]}")
+    out = launch(python, [*wrapper, str(SHARED_SCRIPT), "--lib", lib, "--seed", str(seed),
+                          "--max-steps", str(max_steps), "--max-seconds", "3600", *flags],
+                 peer=lib if lib == "coax" else None, cwd=ROOT, env=cpu_env(force=True),
+                 on_failure="return")
+    if not out.ok or not out.results:
+        raise PeerError(f"{' '.join(out.cmd)} failed:\n{out.stderr[-2000:]}")
     parse_log(out.stdout, max_steps)  # refuse a run cut short by its time budget
     tmp = path.with_suffix(".tmp")
     tmp.write_text(out.stdout)
@@ -198,7 +200,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=20, help="seeds 0 .. N-1")
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--coax-python", default=None,
-                   help="coax's interpreter (bash ../shared/anchors/setup.sh coax builds it)")
+                   help=f"coax's interpreter ({setup_hint('coax')} builds it)")
     p.add_argument("--cached-only", action="store_true",
                    help="run nothing: tabulate the cached (configuration, seed) results only, "
                         "each configuration over the seeds it has")

@@ -21,38 +21,39 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _peers import PeerRun, cpu_env, launch, peer_python, setup_hint  # noqa: E402
+
 REPO = HERE.parent
 DEFAULT_RECIPE = REPO / ".." / "shared" / "anchors" / "seed_recipe.py"
-DEFAULT_COAX_PYTHON = "/tmp/a2c-anchors/coax/bin/python"
-SETUP_HINT = "bash ../shared/anchors/setup.sh coax   (from the repository root; a few minutes)"
+DEFAULT_COAX_PYTHON = peer_python("coax")
+SETUP_HINT = f"{setup_hint('coax')}   (from the repository root; a few minutes)"
 
 
 def _loadavg():
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def _tail(run: PeerRun) -> str:
+    return "\n".join((run.stdout + run.stderr).splitlines()[-15:])
+
+
 def run_recipe(python: str, recipe: Path, lib: str, seed: int, args) -> dict:
-    cmd = [python, str(recipe), "--lib", lib, "--seed", str(seed), "--max-steps",
-           str(args.max_steps), "--max-seconds", str(args.max_seconds), "--objective",
-           args.objective, "--quiet"]
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     print(f"  running {lib} seed {seed} ...", flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-        raise RuntimeError(f"{lib} recipe failed (rc {proc.returncode}):\n{tail}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    result["process_s"] = round(elapsed, 2)
+    run = launch(python, [str(recipe), "--lib", lib, "--seed", str(seed), "--max-steps",
+                          str(args.max_steps), "--max-seconds", str(args.max_seconds), "--objective",
+                          args.objective, "--quiet"],
+                 peer="coax" if lib == "coax" else None, cwd=REPO, env=cpu_env(),
+                 on_failure="return")
+    if not run.ok or not run.results:
+        raise RuntimeError(f"{lib} recipe failed (rc {run.returncode}):\n{_tail(run)}")
+    result = run.result
+    result["process_s"] = round(run.seconds, 2)
     loop_s = result["wall_s"] - result.get("setup_s", 0.0)
     result["loop_steps_per_s"] = round(result["env_steps"] / loop_s, 1) if loop_s > 0 else None
     return result
@@ -61,14 +62,14 @@ def run_recipe(python: str, recipe: Path, lib: str, seed: int, args) -> dict:
 def run_microbench(python: str, lib: str, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{lib}.json"
-        cmd = [python, str(HERE / "microbench.py"), "--lib", lib, "--json", str(path)]
+        cmd = [str(HERE / "microbench.py"), "--lib", lib, "--json", str(path)]
         if quick:
             cmd.append("--quick")
         print(f"  microbench {lib} ...", flush=True)
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0 or not path.exists():
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-            raise RuntimeError(f"{lib} microbench failed (rc {proc.returncode}):\n{tail}")
+        run = launch(python, cmd, peer="coax" if lib == "coax" else None, cwd=REPO,
+                     on_failure="return")
+        if not run.ok or not path.exists():
+            raise RuntimeError(f"{lib} microbench failed (rc {run.returncode}):\n{_tail(run)}")
         return json.loads(path.read_text())
 
 

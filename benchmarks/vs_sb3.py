@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import PeerRun, cpu_env, launch, peer_python, setup_hint  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str]) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return proc
+def run(python: str, args: list[str], peer: str | None = None) -> PeerRun:
+    return launch(python, args, peer=peer, cwd=ROOT, env=cpu_env(force=True), on_failure="exit")
 
 
 def main(argv=None) -> int:
@@ -36,22 +33,22 @@ def main(argv=None) -> int:
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=300_000)
-    p.add_argument("--sb3-python", default="/tmp/a2c-anchors/sb3/bin/python")
+    p.add_argument("--sb3-python", default=peer_python("sb3"))
     p.add_argument("--sb3-script", type=Path, default=ROOT.parent / "shared" / "anchors" / "sb3_a2c.py")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if not Path(args.sb3_python).exists() or not args.sb3_script.exists():
         sys.exit(f"SB3 anchor missing ({args.sb3_python}, {args.sb3_script}); build it with "
-                 "`bash ../shared/anchors/setup.sh sb3`")
+                 f"`{setup_hint('sb3')}`")
     rows = []
     for seed in args.seeds:
-        proc = run([args.sb3_python, str(args.sb3_script), "--env", args.env, "--seed", str(seed),
-                    "--steps", str(args.steps)])
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-        rows.append({"lib": "sb3", **json.loads(line[7:])})
+        sb3 = run(args.sb3_python, [str(args.sb3_script), "--env", args.env, "--seed", str(seed),
+                                    "--steps", str(args.steps)], peer="sb3")
+        rows.append({"lib": "sb3", **sb3.result})
         with tempfile.TemporaryDirectory() as out:
-            run([sys.executable, "-m", "a2c_jax", "train", "--env", args.env, "--algo", "a2c",
-                 "--seed", str(seed), "--steps", str(args.steps), "--out", out, "--no-progress"])
+            run(sys.executable, ["-m", "a2c_jax", "train", "--env", args.env, "--algo", "a2c",
+                                 "--seed", str(seed), "--steps", str(args.steps), "--out", out,
+                                 "--no-progress"])
             rows.append({"lib": "a2c_jax", **json.loads((Path(out) / "summary.json").read_text())})
         print(f"seed {seed} done", file=sys.stderr, flush=True)
     print(f"\n{args.env}, {args.steps} env steps per run, same machine, one after the other\n")
