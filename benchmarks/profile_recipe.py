@@ -89,14 +89,15 @@ def instrument(lib, clock: Clock) -> None:
 def run_recipe(recipe: Path, argv: list[str]) -> dict:
     """Runs the recipe as ``__main__``; returns its RESULT dict."""
     import contextlib
-    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _peers import parse_results
 
     out = io.StringIO()
     sys.argv = [str(recipe), *argv]
     with contextlib.redirect_stdout(out):
         runpy.run_path(str(recipe), run_name="__main__")
-    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT "):])
+    return parse_results(out.getvalue())[-1]
 
 
 def main(argv=None) -> int:
