@@ -90,8 +90,12 @@ def run_recipe(recipe: Path, argv: list[str]) -> dict:
     """Runs the recipe as ``__main__``; returns its RESULT dict."""
     import contextlib
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _peers import parse_results
+    here = str(Path(__file__).resolve().parent)
+    sys.path.insert(0, here)
+    try:
+        from _peers import parse_results
+    finally:
+        sys.path.remove(here)  # the recipe runs with the sys.path it would have on its own
 
     out = io.StringIO()
     sys.argv = [str(recipe), *argv]
