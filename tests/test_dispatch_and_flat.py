@@ -143,3 +143,23 @@ def test_flatten_optimizer_false_skips_the_probe(v, monkeypatch):
     td = SimpleTD(v, optimizer=optax.adam(0.01), flatten_optimizer=False)
     assert td.optimizer_flattened is False and not calls
     assert SimpleTD(v, optimizer=optax.adam(0.01)).optimizer_flattened is True and calls
+
+
+STARTED_PROBE = """
+import os
+os.environ["JAX_PLATFORMS"] = "cpu"
+import jax
+from a2c_jax.utils._dispatch import _PROBE_OPTION, _backends_started
+before = getattr(jax.config, _PROBE_OPTION)
+print(_backends_started(), getattr(jax.config, _PROBE_OPTION) == before)
+jax.numpy.ones(1).block_until_ready()
+print(_backends_started(), getattr(jax.config, _PROBE_OPTION) == before)
+"""
+
+
+def test_backends_started_probe_uses_public_config_and_changes_nothing():
+    """Not started before the first computation, started after; the probed option is restored."""
+    out = subprocess.run([sys.executable, "-c", STARTED_PROBE], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "True"]
