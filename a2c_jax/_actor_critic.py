@@ -3,44 +3,46 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import optax
 
 from ._core import Policy, V
-from ._core._base import BaseFunc
 from ._core._ownership import held_once
 from ._core._updater import BaseUpdater, global_norm
 from .policy_objectives import PolicyObjective
+from .reward_tracing import TransitionBatch
 from .td_learning import SimpleTD
 from .utils._metrics import Metrics
-from .utils._sync import _top_level
+from .utils._sync import _top_level, first_differing_module, module_signature
 from .utils._trees import check_same_tree, copy_tree
 
 
-def _check_shared(pi_tree: dict, v_tree: dict, what: str) -> None:
+def _check_shared(pi_tree: Mapping[str, Any], v_tree: Mapping[str, Any], what: str) -> None:
     """Raises ``ValueError`` naming the first top-level module that ``pi_tree`` and ``v_tree``
     both hold with different parameter names, shapes or dtypes."""
-    shared = {_top_level(k) for k in pi_tree} & {_top_level(k) for k in v_tree}
-    for top in sorted(shared):
-        sig = [{k: jax.tree.map(lambda x: (x.shape, x.dtype), t[k])
-                for k in t if _top_level(k) == top} for t in (pi_tree, v_tree)]
-        if sig[0] != sig[1]:
-            raise ValueError(
-                f"ActorCritic: the policy and the value function both have a {what} module "
-                f"{top!r}, but with different structure or shapes:\n  pi: {sig[0]}\n  v:  {sig[1]}"
-                "\na module they share must be the same module; name-scope the heads (e.g. "
-                "hk.experimental.name_scope('pi')) so that only the torso shares a name")
+    shared = sorted({_top_level(k) for k in pi_tree} & {_top_level(k) for k in v_tree})
+    found = first_differing_module((pi_tree, v_tree), shared, scope=True, dtypes=True)
+    if found is not None:
+        top = found[0]
+        sig = [module_signature(t, top, scope=True, dtypes=True) for t in (pi_tree, v_tree)]
+        raise ValueError(
+            f"ActorCritic: the policy and the value function both have a {what} module "
+            f"{top!r}, but with different structure or shapes:\n  pi: {sig[0]}\n  v:  {sig[1]}"
+            "\na module they share must be the same module; name-scope the heads (e.g. "
+            "hk.experimental.name_scope('pi')) so that only the torso shares a name")
 
 
-class _Union(BaseFunc):
+class _Union:
     """``pi`` and ``v`` seen as one function approximator, for :class:`BaseUpdater`.
 
     Its ``params`` (and ``function_state``) are the union of the two Haiku dicts: a top-level
-    module held by both appears once, with the *policy's* values. A read-only view: the updater
-    writes the parts back to ``pi`` and ``v`` itself. ``BaseFunc.__init__`` is not run, as there
-    is nothing to transform or initialise.
+    module held by both appears once, with the *policy's* values. A read-only view with what an
+    updater reads of its function (:class:`~a2c_jax._core._updater.Approximator`), not a
+    ``BaseFunc``: there is nothing to transform or initialise. ActorCritic writes the parts back
+    to ``pi`` and ``v`` itself.
     """
 
     def __init__(self, pi: Policy, v: V):
@@ -154,6 +156,12 @@ class ActorCritic(BaseUpdater):
         self._union = _Union(policy_objective.pi, td_learning.v)
         super().__init__(self._union, default_optimizer() if optimizer is None else optimizer,
                          flatten_optimizer=flatten_optimizer)
+
+    def _check_function(self, f: object) -> None:
+        # the function is the union of pi and v that __init__ built (checked there)
+        if not isinstance(f, _Union):
+            raise TypeError(f"ActorCritic updates the union of a policy and a value function, got "
+                            f"{type(f).__name__}")
 
     @property
     def pi(self) -> Policy:
@@ -293,6 +301,14 @@ class ActorCritic(BaseUpdater):
         self._set_parts(params, state)
         return Metrics(self._metric_keys["step"], metrics), aux
 
+    def check_inputs(self, transition_batch: TransitionBatch, Adv: Any) -> None:
+        """Raises unless ``(transition_batch, Adv)`` are valid arguments of :meth:`update`: the
+        policy objective's checks (the batch's fields, ``Adv`` of shape ``[B]``, actions in the
+        action space, ``logP`` present where the objective needs it), which cover the TD
+        learner's (the batch's fields)."""
+        # PolicyObjective keeps these checks in a protected method of its own package
+        self.policy_objective._check_inputs(transition_batch, Adv)
+
     def update(self, transition_batch, Adv) -> Metrics:
         """One fused gradient step on the batch; updates ``pi.params`` and ``v.params``.
 
@@ -301,14 +317,14 @@ class ActorCritic(BaseUpdater):
                 (for GAE returns: ``Rn = returns``, ``In = 0``; see the class).
             Adv: the advantages ``[B]``, used as given (normalise them first if you want to).
         """
-        self.policy_objective._check_inputs(transition_batch, Adv)
+        self.check_inputs(transition_batch, Adv)
         metrics, _ = self._run_step(transition_batch, Adv, *self._target_args())
         return metrics
 
     def grads_and_metrics(self, transition_batch, Adv):
         """The gradients without applying them: ``(grads, function_state, metrics)``, ``grads``
         and ``function_state`` over the union (as :attr:`params`)."""
-        self.policy_objective._check_inputs(transition_batch, Adv)
+        self.check_inputs(transition_batch, Adv)
         grads, state, metrics, _ = self._run_grads(transition_batch, Adv, *self._target_args())
         return grads, state, Metrics(self._metric_keys["grads"], metrics)
 

@@ -388,3 +388,25 @@ def test_shared_module_with_other_structure_raises(env):
     pi, v = a2c_jax.Policy(pi_one, env, random_seed=0), a2c_jax.V(v_two, env, random_seed=0)
     with pytest.raises(ValueError, match="module 'body'"):
         a2c_jax.ActorCritic(VanillaPG(pi), SimpleTD(v))
+
+
+def test_check_inputs_is_public_and_the_union_is_a_view(shared, rng):
+    """ActorCritic.check_inputs refuses what update refuses; the union is no BaseFunc."""
+    pi, v = shared
+    ac = a2c_jax.ActorCritic(VanillaPG(pi), SimpleTD(v))
+    batch = returns_batch(rng)
+    ac.check_inputs(batch, np.zeros(16, np.float32))
+    with pytest.raises(ValueError, match="Adv has shape"):
+        ac.check_inputs(batch, np.zeros((16, 1), np.float32))
+    with pytest.raises(ValueError, match="Adv has shape"):
+        ac.update(batch, np.zeros(15, np.float32))
+    assert not isinstance(ac._union, a2c_jax._core.BaseFunc)
+
+
+def test_shared_module_with_other_dtype_raises(env):
+    pi = a2c_jax.Policy(func_pi, env, random_seed=2)
+    v = a2c_jax.V(func_v, env, random_seed=1)
+    v._params = {**v._params, "torso/linear": jax.tree.map(lambda x: x.astype(jnp.float16),
+                                                           v._params["torso/linear"])}
+    with pytest.raises(ValueError, match="module 'torso'"):
+        a2c_jax.ActorCritic(VanillaPG(pi), SimpleTD(v))

@@ -173,3 +173,26 @@ def test_recipe_loop_with_sync_and_donation():
     v(s)
     pi(s)
     env.close()
+
+
+# ---- the one module comparison behind soft_update, ActorCritic and sync_shared_params ----------
+
+
+def test_first_differing_module():
+    from a2c_jax.utils._sync import first_differing_module, module_signature
+
+    f32, f16 = np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float16)
+    a = {"torso/linear": {"w": f32}, "torso/linear_1": {"w": f32}, "pi/linear": {"w": f32}}
+    b = {"torso/linear": {"w": f32}, "torso/linear_1": {"w": f16}, "v/linear": {"w": f32[:1]}}
+    c = {"torso/linear": {"w": f32}, "torso/linear_1": {"w": f32[:, :2]}}
+    assert module_signature(a, "torso", scope=True, dtypes=False) == {
+        "torso/linear": {"w": (2, 3)}, "torso/linear_1": {"w": (2, 3)}}
+    assert module_signature(a, "torso", scope=False, dtypes=False) == {}
+    # scopes: dtypes only count when asked; the first tree that differs is named by index
+    assert first_differing_module((a, b), ["torso"], scope=True, dtypes=False) is None
+    assert first_differing_module((a, b), ["torso"], scope=True, dtypes=True) == ("torso", 1)
+    assert first_differing_module((a, b, c), ["torso"], scope=True, dtypes=False) == ("torso", 2)
+    # modules: one present in a single tree differs
+    names = sorted(set(a) | set(b))
+    assert first_differing_module((a, b), names, scope=False, dtypes=False) == ("pi/linear", 1)
+    assert first_differing_module((a, a), names, scope=False, dtypes=True) is None

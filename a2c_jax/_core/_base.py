@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from ..utils._dispatch import prefer_synchronous_cpu_dispatch
+from ..utils._sync import first_differing_module
 from ..utils._trees import (
     check_state_dict_keys,
     conform_tree,
@@ -59,18 +60,6 @@ def _check_signature(func: Callable) -> None:
         raise TypeError(f"func must be callable as func(S, is_training) (coax's signature); "
                         f"{name}{sig} is not. Add the is_training argument, e.g. "
                         f"def {name}(S, is_training): ...") from None
-
-
-def _differing_module(own: dict, other: dict) -> str | None:
-    """The first top-level Haiku module (key) whose parameters differ in structure or shape."""
-    for name in sorted(set(own) | set(other)):
-        if name not in own or name not in other:
-            return name
-        a, b = own[name], other[name]
-        if (jax.tree.structure(a) != jax.tree.structure(b)
-                or jax.tree.map(np.shape, a) != jax.tree.map(np.shape, b)):
-            return name
-    return None
 
 
 @jax.jit
@@ -272,8 +261,10 @@ class BaseFunc:
             # does) and search for the differing module only when they differ
             if tree_signature(own) == tree_signature(theirs):
                 continue
-            name = _differing_module(own, theirs)
-            if name is not None:
+            found = first_differing_module((own, theirs), sorted(set(own) | set(theirs)),
+                                           scope=False, dtypes=False)
+            if found is not None:
+                name = found[0]
                 raise ValueError(
                     f"soft_update: module {name!r} differs between the two {type(self).__name__}s' "
                     f"{what} (present in {'both' if name in own and name in theirs else 'one'}; "

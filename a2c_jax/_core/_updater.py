@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,20 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(jnp.dot(flat, flat))
 
 
+class Approximator(Protocol):
+    """What an updater reads of the function it updates: a :class:`~a2c_jax.V` or
+    :class:`~a2c_jax.Policy`, or :class:`~a2c_jax.ActorCritic`'s union of the two."""
+
+    random_seed: int
+    uses_rng: bool
+
+    @property
+    def params(self) -> Any: ...
+
+    @property
+    def function_state(self) -> Any: ...
+
+
 def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -65,16 +79,15 @@ class BaseUpdater(abc.ABC):
     waits for the host.
     """
 
-    def __init__(self, f: BaseFunc, optimizer: optax.GradientTransformation | None = None, *,
+    def __init__(self, f: Approximator, optimizer: optax.GradientTransformation | None = None, *,
                  flatten_optimizer: bool | None = None):
-        if not isinstance(f, BaseFunc):
-            raise TypeError(f"{type(self).__name__} expects an a2c_jax function approximator "
-                            f"(V or Policy), got {type(f).__name__}")
+        self._check_function(f)
         if optimizer is None:
             optimizer = optax.adam(1e-3)
         if not isinstance(optimizer, optax.GradientTransformation):
             raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
-        self._f = f
+        # V or Policy (whose _params the steps write); ActorCritic's union of the two
+        self._f: Any = f
         self._user_optimizer = optimizer
         # one jitted call (eager optax init compiles every op it runs) without backend optimisation;
         # element-wise optimizers run on the flat parameter vector (see _flat_optimizer)
@@ -89,6 +102,12 @@ class BaseUpdater(abc.ABC):
         self._grads_jit = jax.jit(self._grads_packed)
         self._apply_jit = jax.jit(self._apply_checked, donate_argnums=(0, 1))
         self._apply_jit_keep = jax.jit(self._apply_checked)
+
+    def _check_function(self, f: object) -> None:
+        """Raises ``TypeError`` unless ``f`` is a function approximator (``V`` or ``Policy``)."""
+        if not isinstance(f, BaseFunc):
+            raise TypeError(f"{type(self).__name__} expects an a2c_jax function approximator "
+                            f"(V or Policy), got {type(f).__name__}")
 
     # ---- to be defined by subclasses ------------------------------------------------------------
 

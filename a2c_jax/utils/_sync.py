@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -12,6 +13,37 @@ import numpy as np
 
 def _top_level(module_name: str) -> str:
     return module_name.split("/", 1)[0]
+
+
+def module_signature(tree: Mapping[str, Any], name: str, *, scope: bool,
+                     dtypes: bool) -> dict[str, Any]:
+    """``{module: {parameter: shape or (shape, dtype)}}`` of the Haiku modules of ``tree`` named
+    ``name`` (``scope=False``: that module only) or under the top-level scope ``name``
+    (``scope=True``: every module whose name starts with ``name/``, and ``name`` itself); ``{}``
+    when ``tree`` has none."""
+    def leaf(x: Any) -> Any:
+        return (np.shape(x), np.dtype(x.dtype)) if dtypes else np.shape(x)
+
+    keys = [k for k in tree if _top_level(k) == name] if scope else [k for k in (name,) if k in tree]
+    return {k: jax.tree.map(leaf, tree[k]) for k in keys}
+
+
+def first_differing_module(trees: Sequence[Mapping[str, Any]], names: Iterable[str], *,
+                           scope: bool, dtypes: bool) -> tuple[str, int] | None:
+    """The first of ``names`` whose :func:`module_signature` differs between ``trees[0]`` and
+    another tree, with that tree's index; ``None`` when they all agree.
+
+    The one comparison of Haiku modules used by ``soft_update`` (module by module, shapes),
+    ``ActorCritic`` (the shared top-level scopes, shapes and dtypes) and
+    :func:`sync_shared_params` (a shared scope, shapes). A module present in one tree and not in
+    another differs.
+    """
+    for name in names:
+        ref = module_signature(trees[0], name, scope=scope, dtypes=dtypes)
+        for i, tree in enumerate(trees[1:], 1):
+            if module_signature(tree, name, scope=scope, dtypes=dtypes) != ref:
+                return name, i
+    return None
 
 
 @functools.lru_cache(maxsize=256)
@@ -33,14 +65,14 @@ def _module(p: dict, top: str) -> dict:
 
 
 def _check_group(modules: Sequence[dict], top: str, owners: Sequence[int]) -> None:
-    ref = jax.tree.map(np.shape, modules[0])
-    for i, m in zip(owners[1:], modules[1:]):
-        got = jax.tree.map(np.shape, m)
-        if got != ref:
-            raise ValueError(
-                f"sync_shared_params: module {top!r} is in params {owners[0]} and {i} with different "
-                f"parameters/shapes:\n  {ref}\n  {got}\nname-scope each head (e.g. "
-                "hk.experimental.name_scope('pi')) so that only truly shared modules share a name")
+    found = first_differing_module(modules, (top,), scope=True, dtypes=False)
+    if found is not None:
+        i = found[1]
+        ref, got = (module_signature(modules[j], top, scope=True, dtypes=False) for j in (0, i))
+        raise ValueError(
+            f"sync_shared_params: module {top!r} is in params {owners[0]} and {owners[i]} with "
+            f"different parameters/shapes:\n  {ref}\n  {got}\nname-scope each head (e.g. "
+            "hk.experimental.name_scope('pi')) so that only truly shared modules share a name")
 
 
 @functools.partial(jax.jit, static_argnums=(1,))

@@ -63,7 +63,7 @@ def conform_tree(new: Any, old: Any, what: str) -> Any:
 def tree_signature(tree: Any) -> tuple | None:
     """``(treedef, ((shape, dtype), ...))`` of a tree of arrays (``None`` if a leaf is not an
     array): two trees with equal signatures pass :func:`conform_tree` unchanged, so a setter can
-    compare signatures (a few µs) before falling back to the full check."""
+    compare signatures (cheap) before falling back to the full check."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     sig = []
     for x in leaves:
