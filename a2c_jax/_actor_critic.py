@@ -287,7 +287,7 @@ class ActorCritic(BaseUpdater):
         return (held_once(self.pi, "_params") and held_once(self.v, "_params")
                 and held_once(self, "_optimizer_state"))
 
-    def _set_parts(self, params, state=None) -> None:
+    def _set_parts(self, params: tuple[dict, dict], state: tuple[dict, dict] | None = None) -> None:
         # bypass the setters' checks: the compiled step preserves structure by construction
         (self.pi._params, self.v._params) = params
         if state is not None:
@@ -309,7 +309,7 @@ class ActorCritic(BaseUpdater):
         # PolicyObjective keeps these checks in a protected method of its own package
         self.policy_objective._check_inputs(transition_batch, Adv)
 
-    def update(self, transition_batch, Adv) -> Metrics:
+    def update(self, transition_batch: TransitionBatch, Adv: Any) -> Metrics:
         """One fused gradient step on the batch; updates ``pi.params`` and ``v.params``.
 
         Args:
@@ -321,14 +321,15 @@ class ActorCritic(BaseUpdater):
         metrics, _ = self._run_step(transition_batch, Adv, *self._target_args())
         return metrics
 
-    def grads_and_metrics(self, transition_batch, Adv):
+    def grads_and_metrics(self, transition_batch: TransitionBatch, Adv: Any
+                          ) -> tuple[Any, Any, Metrics]:
         """The gradients without applying them: ``(grads, function_state, metrics)``, ``grads``
         and ``function_state`` over the union (as :attr:`params`)."""
         self.check_inputs(transition_batch, Adv)
         grads, state, metrics, _ = self._run_grads(transition_batch, Adv, *self._target_args())
         return grads, state, Metrics(self._metric_keys["grads"], metrics)
 
-    def apply_grads(self, grads, function_state=None) -> None:
+    def apply_grads(self, grads: Any, function_state: Any = None) -> None:
         """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
         check_same_tree(grads, self.params, "ActorCritic.apply_grads: grads")
         apply = self._apply_jit if self._donatable() else self._apply_jit_keep

@@ -47,7 +47,7 @@ def _init_both(optimizer: optax.GradientTransformation, flat: optax.GradientTran
     diff = jnp.zeros(())
     for step in range(2):
         # deterministic, irregular test gradients of every sign and scale (no PRNG: cheap to compile)
-        grads = treedef.unflatten([
+        grads = jax.tree.unflatten(treedef, [
             (1.0 + step) * jnp.sin(jnp.arange(jnp.size(x), dtype=jnp.result_type(x))
                                    * (0.7 + 0.3 * i + step) + i).reshape(jnp.shape(x))
             for i, x in enumerate(leaves)])

@@ -15,6 +15,7 @@ measurement not tell an extra reference apart, donation is switched off (always 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -44,14 +45,14 @@ def _held_once(owner: Any, attr: str, root_base: int, base: int) -> bool:
 
 
 class _Holder:
-    pass
+    tree: dict
 
 
 def _fresh_tree() -> dict:
     return {"a": {"w": {"x": {}}, "b": [{"y": {}}]}, "c": ({"z": {}},)}
 
 
-def _smallest(check, limit: int = 12) -> int | None:
+def _smallest(check: Callable[[int], bool], limit: int = 12) -> int | None:
     for k in range(1, limit):
         if check(k):
             return k

@@ -7,12 +7,14 @@ from typing import Any
 
 import chex
 import gymnasium
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..proba_dists import BaseProbaDist, proba_dist_for_space
 from ._base import BaseFunc
+from ._spaces import Preprocessor
 
 
 class Policy(BaseFunc):
@@ -39,31 +41,34 @@ class Policy(BaseFunc):
         ValueError: ``func`` returns the wrong keys or shapes.
     """
 
-    def __init__(self, func: Callable, env: Any, observation_preprocessor=None,
+    def __init__(self, func: Callable, env: Any, observation_preprocessor: Preprocessor | None = None,
                  proba_dist: BaseProbaDist | None = None, random_seed: int | None = None):
-        self.action_space = getattr(env, "action_space", None)
+        self.action_space: Any = getattr(env, "action_space", None)
         if not isinstance(self.action_space, gymnasium.Space):
             raise TypeError(f"env must be a gymnasium environment with an action_space, got {env!r}")
         self.proba_dist = proba_dist or proba_dist_for_space(self.action_space)
         self._discrete = isinstance(self.action_space, gymnasium.spaces.Discrete)
-        if self._discrete and int(self.action_space.n) + int(self.action_space.start) > 2**24:
+        space = self.action_space
+        if isinstance(space, gymnasium.spaces.Discrete) and int(space.n) + int(space.start) > 2**24:
             raise ValueError("Discrete action spaces beyond 2**24 actions are not supported")
         super().__init__(func, env, observation_preprocessor, random_seed)
         self._sample_jit = jax.jit(self._sample_packed)
         self._mode_jit = jax.jit(self._mode_packed)
         self._dist_params_jit = jax.jit(self.dist_params_fn)
 
-    def _check_output(self, output, batch_size):
+    def _check_output(self, output: Any, batch_size: int) -> None:
         self.proba_dist.check_dist_params(output, batch_size)
 
     # ---- pure, jittable -------------------------------------------------------------------------
 
-    def dist_params_fn(self, params, state, rng, S) -> dict[str, chex.Array]:
+    def dist_params_fn(self, params: hk.Params, state: hk.State, rng: jax.Array | None,
+                       S: Any) -> dict[str, chex.Array]:
         """Pure: the distribution parameters for a batch of raw observations (evaluation mode)."""
         dist_params, _ = self.function(params, state, rng, S, False)
         return dist_params
 
-    def sample_fn(self, params, state, key, S) -> tuple[chex.Array, chex.Array]:
+    def sample_fn(self, params: hk.Params, state: hk.State, key: jax.Array,
+                  S: Any) -> tuple[chex.Array, chex.Array]:
         """Pure: ``(A, logP)`` sampled for a batch, ``logP = log π(A|S)`` exactly."""
         rng = None
         if self.uses_rng:
@@ -87,13 +92,13 @@ class Policy(BaseFunc):
         A = self.proba_dist.mode(dist_params)
         return self._pack(A, self.proba_dist.log_proba(dist_params, A))
 
-    def _unpack(self, packed: np.ndarray):
+    def _unpack(self, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._discrete:
             return packed[:, 0].astype(np.int64), packed[:, -1]
         A = packed[:, :-1].reshape((packed.shape[0], *self.action_space.shape))
         return A.astype(self.action_space.dtype, copy=False), packed[:, -1]
 
-    def _one(self, packed, return_logp: bool):
+    def _one(self, packed: Any, return_logp: bool) -> Any:
         # the action (an int for Discrete) and log-prob of a packed batch of one
         packed = np.asarray(packed)
         a = int(packed[0, 0]) if self._discrete else self._unpack(packed)[0][0]
@@ -101,7 +106,7 @@ class Policy(BaseFunc):
 
     # ---- the stateful surface -----------------------------------------------------------------
 
-    def __call__(self, s: Any, return_logp: bool = False):
+    def __call__(self, s: Any, return_logp: bool = False) -> Any:
         """Samples an action for one observation.
 
         Returns:
@@ -112,7 +117,7 @@ class Policy(BaseFunc):
                                              self._batch_one(s))
         return self._one(packed, return_logp)
 
-    def mode(self, s: Any, return_logp: bool = False):
+    def mode(self, s: Any, return_logp: bool = False) -> Any:
         """The greedy action (``proba_dist.mode``) for one observation, e.g. for evaluation."""
         return self._one(self._mode_jit(self._params, self._function_state, self._key,
                                         self._batch_one(s)), return_logp)
@@ -123,7 +128,7 @@ class Policy(BaseFunc):
                                     self._batch_one(s))
         return {k: np.asarray(v)[0] for k, v in out.items()}
 
-    def batch(self, S: Any, return_logp: bool = False):
+    def batch(self, S: Any, return_logp: bool = False) -> Any:
         """Samples actions for a batch of observations ``[B, ...]`` (a vector env) in one call.
 
         Returns:

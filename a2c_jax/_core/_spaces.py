@@ -25,8 +25,8 @@ def default_preprocessor(space: gymnasium.Space) -> Preprocessor:
         n, start = int(space.n), int(space.start)
         return lambda S: jax.nn.one_hot(jnp.asarray(S) - start, n)
     if isinstance(space, gymnasium.spaces.Dict):
-        fns = {k: default_preprocessor(sp) for k, sp in space.spaces.items()}
-        return lambda S: {k: f(S[k]) for k, f in fns.items()}
+        fn_of = {k: default_preprocessor(sp) for k, sp in space.spaces.items()}
+        return lambda S: {k: f(S[k]) for k, f in fn_of.items()}
     if isinstance(space, gymnasium.spaces.Tuple):
         fns = [default_preprocessor(sp) for sp in space.spaces]
         return lambda S: tuple(f(x) for f, x in zip(fns, S))
@@ -44,10 +44,11 @@ def example_batch(space: gymnasium.Space, batch_size: int) -> Any:
         return tuple(example_batch(sp, batch_size) for sp in space.spaces)
     if isinstance(space, gymnasium.spaces.Discrete):
         return np.full((batch_size,), int(space.start), np.int64)
-    low = np.broadcast_to(np.asarray(getattr(space, "low", 0), np.float64), space.shape)
-    high = np.broadcast_to(np.asarray(getattr(space, "high", 1), np.float64), space.shape)
+    shape = tuple(space.shape or ())
+    low = np.broadcast_to(np.asarray(getattr(space, "low", 0), np.float64), shape)
+    high = np.broadcast_to(np.asarray(getattr(space, "high", 1), np.float64), shape)
     x = np.where(np.isfinite(low), low, np.where(np.isfinite(high), high, 0.0))
-    return np.broadcast_to(x.astype(space.dtype or np.float32), (batch_size, *space.shape)).copy()
+    return np.broadcast_to(x.astype(space.dtype or np.float32), (batch_size, *shape)).copy()
 
 
 def batch_one(space: gymnasium.Space, s: Any) -> Any:

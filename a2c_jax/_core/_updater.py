@@ -24,7 +24,7 @@ from ._flat_optimizer import init_optimizer
 from ._ownership import held_once
 
 
-def global_norm(tree) -> jax.Array:
+def global_norm(tree: Any) -> jax.Array:
     """The L2 norm over every leaf of ``tree``, as one concatenation and one dot product.
 
     On XLA:CPU a reduction per leaf (``optax.tree.norm``) costs several times more for small
@@ -252,7 +252,7 @@ class BaseUpdater(abc.ABC):
     def _apply_checked(self, params, opt_state, grads):
         return self._apply(params, opt_state, grads, jnp.isfinite(global_norm(grads)))
 
-    def apply_grads(self, grads, function_state=None) -> None:
+    def apply_grads(self, grads: Any, function_state: Any = None) -> None:
         """Applies gradients from :meth:`grads_and_metrics` (skipped if any is not finite)."""
         f = self._f
         check_same_tree(grads, f.params, f"{type(self).__name__}.apply_grads: grads")
@@ -267,7 +267,7 @@ class BaseUpdater(abc.ABC):
         return self._user_optimizer
 
     @property
-    def optimizer_state(self):
+    def optimizer_state(self) -> optax.OptState:
         """The optimizer state. Setting checks the tree structure and leaf shapes.
 
         When :attr:`optimizer_flattened` is True this is the state of ``optax.flatten(optimizer)``
@@ -276,7 +276,7 @@ class BaseUpdater(abc.ABC):
         return self._optimizer_state
 
     @optimizer_state.setter
-    def optimizer_state(self, new_state) -> None:
+    def optimizer_state(self, new_state: optax.OptState) -> None:
         self._optimizer_state = conform_tree(new_state, self._optimizer_state,
                                              f"{type(self).__name__}.optimizer_state")
 

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import chex
+import haiku as hk
 import jax
 import numpy as np
 
 from ..value_transforms import ValueTransform
 from ._base import BaseFunc
+from ._spaces import Preprocessor
 
 
 class V(BaseFunc):
@@ -34,20 +36,20 @@ class V(BaseFunc):
         TypeError: unsupported observation space, or ``func`` is not callable.
     """
 
-    def __init__(self, func: Callable, env: Any, observation_preprocessor=None,
-                 value_transform=None, random_seed: int | None = None):
+    def __init__(self, func: Callable, env: Any, observation_preprocessor: Preprocessor | None = None,
+                 value_transform: Any = None, random_seed: int | None = None):
         self.value_transform = ValueTransform.coerce(value_transform)
         super().__init__(func, env, observation_preprocessor, random_seed)
         self._value_jit = jax.jit(self.values)
 
-    def _check_output(self, output, batch_size):
+    def _check_output(self, output: Any, batch_size: int) -> None:
         shape = getattr(output, "shape", None)
         if shape != (batch_size,):
             raise ValueError(f"the value function must return an array of shape [B]; for a batch "
                              f"of {batch_size} it returned {shape if shape is not None else output!r}"
                              " (add jnp.ravel or x[:, 0] to the last layer)")
 
-    def values(self, params, state, rng, S) -> chex.Array:
+    def values(self, params: hk.Params, state: hk.State, rng: jax.Array | None, S: Any) -> chex.Array:
         """Pure and jittable: ``v(S)`` for a batch, ``[B]``, in evaluation mode."""
         out, _ = self.function(params, state, rng, S, False)
         return self.value_transform[1](out) if self.value_transform else out

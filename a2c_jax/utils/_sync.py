@@ -76,7 +76,7 @@ def _check_group(modules: Sequence[dict], top: str, owners: Sequence[int]) -> No
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
-def _average(shared: tuple[tuple[dict, ...], ...], groups: tuple) -> tuple[dict, ...]:
+def _average(shared: tuple[tuple[dict, ...], ...], groups: tuple) -> tuple[tuple[dict, ...], ...]:
     # one output per group; shapes and weights are static, so the checks run once, while tracing
     out = []
     for modules, (top, owners, w) in zip(shared, groups):

@@ -18,7 +18,7 @@ def check_same_tree(new: Any, old: Any, what: str) -> None:
     """
     new_leaves, new_def = jax.tree_util.tree_flatten(new)
     old_leaves, old_def = jax.tree_util.tree_flatten(old)
-    if new_def != old_def:
+    if new_def != old_def:  # type: ignore[operator]  # PyTreeDef has no stub for !=
         raise TypeError(f"{what}: tree structure differs from the current one:\n"
                         f"  expected {old_def}\n  got      {new_def}")
     for n, o in zip(new_leaves, old_leaves):
@@ -49,7 +49,7 @@ def conform_tree(new: Any, old: Any, what: str) -> Any:
     out, changed = [], False
     for i, (n, o) in enumerate(zip(new_leaves, old_leaves)):
         n_dtype, o_dtype = _dtype(n), _dtype(o)
-        if n_dtype == o_dtype or o_dtype is None:
+        if n_dtype == o_dtype or o_dtype is None or n_dtype is None:
             out.append(n)
             continue
         if n_dtype.kind != o_dtype.kind:
