@@ -27,9 +27,9 @@ from ._ownership import held_once
 def global_norm(tree: Any) -> jax.Array:
     """The L2 norm over every leaf of ``tree``, as one concatenation and one dot product.
 
-    On XLA:CPU a reduction per leaf (``optax.tree.norm``) costs several times more for small
-    networks; this form is also the finite check of the step (a non-finite leaf makes it
-    non-finite).
+    On XLA:CPU a reduction per leaf (``optax.tree.norm``) is one small kernel per leaf, which
+    costs more than the work for small networks; this form is also the finite check of the step
+    (a non-finite leaf makes it non-finite).
     """
     leaves = jax.tree.leaves(tree)
     if not leaves:
