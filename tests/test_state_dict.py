@@ -237,3 +237,25 @@ def test_not_a_dict_is_refused(v):
     with pytest.raises(ValueError, match="unexpected \\['optimizer'\\]"):
         SimpleTD(v).load_state_dict({"optimizer_state": {}, "rng": np.zeros(2, np.uint32),
                                      "optimizer": 1})
+
+
+def test_tree_helpers_on_namedtuples_tuples_none_and_python_numbers():
+    """The form of a state dict, and its inverse, on the pytree kinds optax states are made of."""
+    import jax.numpy as jnp
+
+    from a2c_jax.utils._trees import tree_from_state_dict, tree_to_state_dict
+
+    tree = (optax.ScaleByAdamState(count=jnp.zeros((), jnp.int32), mu={"w": jnp.ones(2)},
+                                   nu={"w": jnp.ones(2)}),
+            optax.EmptyState(), None, [3, 0.5])
+    d = tree_to_state_dict(tree)
+    assert set(d) == {"0", "3"} and set(d["0"]) == {"count", "mu", "nu"}
+    assert d["3"] == {"0": 3, "1": 0.5}
+    back = tree_from_state_dict(tree, host_copy(d), "t")
+    assert jax.tree.structure(back) == jax.tree.structure(tree)
+    assert isinstance(back[0], optax.ScaleByAdamState) and back[3] == [3, 0.5]
+    assert type(back[3][0]) is int and isinstance(back[0].mu["w"], jax.Array)
+    with pytest.raises(TypeError, match=r"t\['3'\]\['0'\]: got a Python float"):
+        tree_from_state_dict(tree, {**d, "3": {"0": 3.0, "1": 0.5}}, "t")
+    assert tree_to_state_dict(jnp.ones(2)).shape == (2,)  # a single leaf is itself
+    assert tree_to_state_dict(optax.EmptyState()) == {}

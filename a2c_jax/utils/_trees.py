@@ -161,8 +161,10 @@ def _load_leaf(new: Any, old: Any, where: str) -> Any:
                          "broadcasting)")
     if o_dtype is not None and np.dtype(new.dtype) != o_dtype:
         raise TypeError(f"{where}: dtype {np.dtype(new.dtype)}, expected {o_dtype}")
+    if type(old) in _SCALAR_KINDS:  # a Python number in the state stays one
+        return type(old)(new.item())
     if not isinstance(old, jax.Array):
-        return np.asarray(new) if isinstance(old, np.ndarray) else new
+        return np.asarray(new)
     if getattr(old, "weak_type", False) and o_shape == ():
         # keep a weakly typed scalar weak: the compiled step's input types then match exactly
         return jax.lax.full_like(old, new)
