@@ -228,6 +228,12 @@ class ActorCritic(BaseUpdater):
 
     # ---- the pure core ------------------------------------------------------------------------
 
+    def init_optimizer_state(self, params: Any) -> optax.OptState:
+        """Pure: a fresh optimizer state for the union ``params = ac.join(pi_params, v_params)``,
+        in the form :meth:`step` uses (flat when :attr:`optimizer_flattened`). Jittable and
+        vmappable (e.g. over the params of several seeds)."""
+        return super().init_optimizer_state(params)
+
     def loss_fn(self, params, function_state, hparams, rng, transition_batch, Adv,
                 target_params=None, target_state=None):
         """Pure: ``loss, (metrics, new_function_state, td_error)`` over the union ``params``.
