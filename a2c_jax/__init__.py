@@ -7,6 +7,7 @@ jit-compiled step each. ``import a2c_jax as coax`` runs coax's A2C recipe unchan
 
 from . import (
     experience_replay,
+    functional,
     policy_objectives,
     proba_dists,
     regularizers,
@@ -28,6 +29,7 @@ __all__ = [
     "V",
     "__version__",
     "experience_replay",
+    "functional",
     "policy_objectives",
     "proba_dists",
     "regularizers",

@@ -52,7 +52,7 @@ class PolicyObjective(BaseUpdater):
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise TypeError(f"regularizer must be an a2c_jax Regularizer, got {regularizer!r}")
         super().__init__(pi, optimizer, flatten_optimizer=flatten_optimizer)
-        self.regularizer = regularizer
+        self._regularizer = regularizer
         #: the objective's own traced hyperparameters (floats), e.g. ``{'epsilon': 0.2}``
         self.objective_hyperparams: dict[str, Any] = {}
 
@@ -60,6 +60,18 @@ class PolicyObjective(BaseUpdater):
     def pi(self) -> Policy:
         """The policy being updated."""
         return self._f
+
+    @property
+    def regularizer(self) -> Regularizer | None:
+        """The regularizer, or ``None``. Read-only: the compiled step calls its ``penalty`` when it
+        is traced, so a new one would be ignored; its ``beta`` (traced) may change at any time."""
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, value: Regularizer | None) -> None:
+        raise AttributeError(f"{type(self).__name__}.regularizer is read when the step is "
+                             f"compiled; build a new {type(self).__name__} to change it (its "
+                             "beta may change: reg.beta = ...)")
 
     @property
     def hyperparams(self) -> dict[str, Any]:

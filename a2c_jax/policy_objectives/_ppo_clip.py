@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ..functional import clip_fraction, clipped_surrogate_loss, importance_ratio
 from ._base import PolicyObjective
 
 
@@ -13,7 +14,10 @@ class PPOClip(PolicyObjective):
         ratio = exp(log π(A|S) - logP),   obj = mean(W * min(ratio Adv, clip(ratio, 1-ε, 1+ε) Adv))
 
     ``logP`` is the log-probability recorded when the action was taken (``pi(s, return_logp=True)``
-    returns it exactly). At ``ratio == 1`` the gradient equals :class:`VanillaPG`'s.
+    returns it exactly). At ``ratio == 1`` the gradient equals :class:`VanillaPG`'s. The loss is
+    :func:`a2c_jax.functional.clipped_surrogate_loss`; the metrics ``clip_fraction`` and ``ratio``
+    (its batch mean) are :func:`~a2c_jax.functional.clip_fraction` and
+    :func:`~a2c_jax.functional.importance_ratio`.
 
     Args:
         epsilon: the clipping range, ``> 0``; may be changed later without recompiling.
@@ -38,9 +42,7 @@ class PPOClip(PolicyObjective):
         self.objective_hyperparams["epsilon"] = value
 
     def objective(self, log_pi, dist_params, transition_batch, Adv, hparams):
-        eps = hparams["epsilon"]
-        ratio = jnp.exp(log_pi - transition_batch.logP)
-        surrogate = jnp.minimum(ratio * Adv, jnp.clip(ratio, 1 - eps, 1 + eps) * Adv)
-        clip_fraction = jnp.mean((jnp.abs(ratio - 1) > eps).astype(jnp.float32))
-        return jnp.mean(transition_batch.W * surrogate), {"clip_fraction": clip_fraction,
-                                                          "ratio": jnp.mean(ratio)}
+        eps, logp_old = hparams["epsilon"], transition_batch.logP
+        loss = clipped_surrogate_loss(log_pi, logp_old, Adv, eps, transition_batch.W)
+        ratio = importance_ratio(log_pi, logp_old)
+        return -loss, {"clip_fraction": clip_fraction(ratio, eps), "ratio": jnp.mean(ratio)}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
+from ..functional import policy_gradient_loss
 from ._base import PolicyObjective
 
 
@@ -11,8 +10,9 @@ class VanillaPG(PolicyObjective):
     """The REINFORCE-style objective ``mean(W * Adv * log π(A|S))``.
 
     Its gradient is the policy gradient ``E[Adv ∇ log π(A|S)]`` (Sutton & Barto, §13.5); with
-    ``Adv`` the TD error ``G^(n) - v(S)`` this is advantage actor-critic.
+    ``Adv`` the TD error ``G^(n) - v(S)`` this is advantage actor-critic. The loss is
+    :func:`a2c_jax.functional.policy_gradient_loss`.
     """
 
     def objective(self, log_pi, dist_params, transition_batch, Adv, hparams):
-        return jnp.mean(transition_batch.W * Adv * log_pi), {}
+        return -policy_gradient_loss(log_pi, Adv, transition_batch.W), {}

@@ -23,9 +23,20 @@ class Regularizer(abc.ABC):
         if not isinstance(f, Policy):
             raise TypeError(f"{type(self).__name__} needs the Policy it regularizes, got "
                             f"{type(f).__name__}")
-        self.f = f
+        self._f = f
         self.hyperparams: dict[str, Any] = {}
         self.beta = beta
+
+    @property
+    def f(self) -> Any:
+        """The regularized :class:`~a2c_jax.Policy`. Read-only: the compiled step reads its
+        distribution when it is traced."""
+        return self._f
+
+    @f.setter
+    def f(self, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__}.f is read when the step is compiled; build "
+                             f"a new {type(self).__name__} to change it")
 
     @property
     def beta(self) -> float:

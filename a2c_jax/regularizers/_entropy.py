@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ..functional import entropy_loss
 from ._base import Regularizer
 
 
 class EntropyRegularizer(Regularizer):
     """The entropy bonus: adds ``-beta * mean(W * H[π(.|S)])`` to the loss, encouraging exploration.
+
+    That is ``beta *`` :func:`a2c_jax.functional.entropy_loss`.
 
     Args:
         f: the policy.
@@ -17,6 +20,7 @@ class EntropyRegularizer(Regularizer):
     """
 
     def penalty(self, dist_params, transition_batch, hparams):
-        entropy = self.f.proba_dist.entropy(dist_params)
-        mean_entropy = jnp.mean(transition_batch.W * entropy)
-        return -hparams["beta"] * mean_entropy, {"entropy": jnp.mean(entropy)}
+        dist = self.f.proba_dist
+        penalty = hparams["beta"] * entropy_loss(dist, dist_params, transition_batch.W)
+        # the metric is unweighted; under jit XLA computes the entropy once for both
+        return penalty, {"entropy": jnp.mean(dist.entropy(dist_params))}

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..functional import kl_divergence, kl_divergence_loss
 from ._base import Regularizer
 
 
 class KLDivRegularizer(Regularizer):
     """Adds ``beta * mean(W * KL[π(.|S) || prior])`` to the loss: keeps the policy near a prior.
+
+    That is ``beta *`` :func:`a2c_jax.functional.kl_divergence_loss`.
 
     Args:
         f: the policy.
@@ -58,8 +60,7 @@ class KLDivRegularizer(Regularizer):
         self.hyperparams["priors"] = out
 
     def penalty(self, dist_params, transition_batch, hparams):
-        priors = jax.tree.map(lambda q, p: jnp.broadcast_to(q, p.shape), hparams["priors"],
-                              dist_params)
-        kl_div = self.f.proba_dist.kl_divergence(dist_params, priors)
-        return (hparams["beta"] * jnp.mean(transition_batch.W * kl_div),
-                {"kl_div": jnp.mean(kl_div)})
+        dist, priors = self.f.proba_dist, hparams["priors"]
+        penalty = hparams["beta"] * kl_divergence_loss(dist, dist_params, priors, transition_batch.W)
+        # the metric is unweighted; under jit XLA computes the divergence once for both
+        return penalty, {"kl_div": jnp.mean(kl_divergence(dist, dist_params, priors))}

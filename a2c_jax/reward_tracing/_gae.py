@@ -1,10 +1,12 @@
-"""Generalized advantage estimation as a reverse ``lax.scan``."""
+"""Generalized advantage estimation in coax's names, over the functional GAE's reverse ``lax.scan``."""
 
 from __future__ import annotations
 
 import chex
 import jax
 import jax.numpy as jnp
+
+from ..functional._returns import _gae
 
 
 def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
@@ -40,6 +42,10 @@ def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
 
     Returns:
         ``(advantages, returns)``, each the shape of ``rewards``.
+
+    This is :func:`a2c_jax.functional.generalized_advantage_estimation` (one recursion, shared)
+    with ``discount_t = γ (1 - d_t)``, ``v_tm1 = values``, ``v_t = values`` shifted by one step
+    (``final_values`` where truncated) and ``λ_t = 0`` where truncated.
     """
     for name, x in (("gamma", gamma), ("lam", lam)):
         # checked when concrete; a traced gamma/lam (inside a user's jit) is the caller's to check
@@ -56,8 +62,10 @@ def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
     chex.assert_equal_shape([rewards, values, done])
     chex.assert_rank(rewards, {1, 2})
     chex.assert_shape(next_value, rewards.shape[1:])
-    values_tp1 = jnp.concatenate([values[1:], next_value[None]], axis=0)
-    bootstrap = values_tp1 * (1.0 - done)
+    # coax's names mapped onto the functional GAE's: discount_t = γ (1 - d_t), v_t = v_{t+1} (the
+    # final observation's value where truncated), the trace decay γ λ (1 - cut_t)
+    v_t = jnp.concatenate([values[1:], next_value[None]], axis=0)
+    discount_t = gamma * (1.0 - done)
     cut = done
     if truncated is not None:
         if final_values is None:
@@ -66,15 +74,10 @@ def compute_gae(rewards: chex.Array, values: chex.Array, next_value: chex.Array,
         trunc = jnp.asarray(truncated).astype(dtype) * (1.0 - done)
         final_values = jnp.asarray(final_values, dtype)
         chex.assert_equal_shape([rewards, trunc, final_values])
-        bootstrap = jnp.where(trunc > 0, final_values, bootstrap)
+        v_t = jnp.where(trunc > 0, final_values, v_t)
         cut = jnp.maximum(done, trunc)
-    deltas = rewards + gamma * bootstrap - values
-    decay = gamma * lam * (1.0 - cut)
-
-    def step(gae_tp1, xs):
-        delta_t, decay_t = xs
-        gae_t = delta_t + decay_t * gae_tp1
-        return gae_t, gae_t
-
-    _, advantages = jax.lax.scan(step, jnp.zeros_like(next_value), (deltas, decay), reverse=True)
+    # γ λ is one product here, as it always was (a Python float when both are), so that the
+    # advantages stay bitwise those of earlier versions; the functional form multiplies per step
+    decay_t = gamma * lam * (1.0 - cut)
+    advantages = _gae(rewards, discount_t, values, v_t, decay_t)
     return advantages, advantages + values

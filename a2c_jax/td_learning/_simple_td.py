@@ -10,27 +10,9 @@ import optax
 
 from .._core import V
 from .._core._updater import BaseUpdater
+from ..functional import n_step_target, td_error_from_loss, value_loss
 from ..utils._metrics import Metrics
 from ..value_losses import huber
-
-
-def td_error_from_loss(loss_function: Callable, y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
-    """coax's TD error ``-B * dL/dy_pred``: the negative gradient of the value loss, ``[B]``.
-
-    ``L = loss_function(y_true, y_pred, ones)`` is the batch-mean loss, so ``-B * dL/dy_pred[i]``
-    is the per-sample error signal: ``y_true - y_pred`` under :func:`~a2c_jax.value_losses.mse`,
-    that difference clipped to ``[-delta, delta]`` under :func:`~a2c_jax.value_losses.huber`.
-    The weights are ones (coax calls the loss without ``W``): ``W`` weights the regression, not the
-    error that is handed on as an advantage.
-
-    Args:
-        loss_function: ``loss(y_true, y_pred, w) -> scalar``, the weighted mean over the batch.
-        y_true: the targets ``[B]``, gradient already stopped.
-        y_pred: the predictions ``[B]``.
-    """
-    ones = jnp.ones_like(y_pred)
-    grad = jax.grad(lambda y: loss_function(y_true, y, ones))(y_pred)
-    return jax.lax.stop_gradient(-y_pred.shape[0] * grad)
 
 
 class SimpleTD(BaseUpdater):
@@ -69,8 +51,11 @@ class SimpleTD(BaseUpdater):
         if v_targ is v:
             v_targ = None  # the same object: use the params being updated, not a donated alias
         super().__init__(v, optimizer, flatten_optimizer=flatten_optimizer)
-        self.v_targ = v_targ
-        self.loss_function = huber if loss_function is None else loss_function
+        if loss_function is not None and not callable(loss_function):
+            raise TypeError(f"loss_function must be callable as loss(y_true, y_pred, w), got "
+                            f"{loss_function!r}")
+        self._v_targ = v_targ
+        self._loss_function = huber if loss_function is None else loss_function
         self._td_error_jit = jax.jit(self._td_error_with_key)
 
     @property
@@ -78,8 +63,31 @@ class SimpleTD(BaseUpdater):
         """The value function being updated."""
         return self._f
 
+    @property
+    def v_targ(self) -> V | None:
+        """The value function of the target, or ``None`` (``v`` itself). Read-only: the compiled
+        step calls its function when it is traced, so a new one would be ignored; update its
+        parameters instead (``td.v_targ.soft_update(td.v, tau)``)."""
+        return self._v_targ
+
+    @v_targ.setter
+    def v_targ(self, value: V | None) -> None:
+        raise AttributeError("SimpleTD.v_targ is read when the step is compiled; build a new "
+                             "SimpleTD to change it (or update its params: v_targ.soft_update)")
+
+    @property
+    def loss_function(self) -> Callable:
+        """``loss(y_true, y_pred, w) -> scalar``. Read-only: the compiled step calls it when it is
+        traced, so a new one would be ignored."""
+        return self._loss_function
+
+    @loss_function.setter
+    def loss_function(self, value: Callable) -> None:
+        raise AttributeError("SimpleTD.loss_function is read when the step is compiled; build a "
+                             "new SimpleTD to change it")
+
     def _target_args(self):
-        vt = self.v_targ
+        vt = self._v_targ
         return (None, None) if vt is None else (vt.params, vt.function_state)
 
     def _regression(self, out, G):
@@ -99,20 +107,21 @@ class SimpleTD(BaseUpdater):
                          target_state)
         out, _ = self.v.function(params, function_state, rng, transition_batch.S, False)
         V, y_true, y_pred = self._regression(out, G)
-        return G, V, td_error_from_loss(self.loss_function, y_true, y_pred)
+        return G, V, td_error_from_loss(self._loss_function, y_true, y_pred)
 
     def _td_error_with_key(self, params, function_state, key, transition_batch, *target):
-        # the key split runs inside the compiled call (an eager split costs ~40 µs on CPU)
+        # the key split runs inside the compiled call: an eager split is a dispatch of its own
         key, subkey = self._split_key(key)
         return key, self.td_error_fn(params, function_state, subkey, transition_batch, *target)[2]
 
     def _target(self, params, function_state, rng, transition_batch, target_params, target_state):
-        if self.v_targ is None:
+        if self._v_targ is None:
             v_next = self.v.values(params, function_state, rng, transition_batch.S_next)
         else:
-            v_next = self.v_targ.values(target_params, target_state, rng, transition_batch.S_next)
-        G = transition_batch.Rn + transition_batch.In * v_next
-        return jax.lax.stop_gradient(G)
+            v_next = self._v_targ.values(target_params, target_state, rng, transition_batch.S_next)
+        dtype = v_next.dtype  # the batch's own dtype (e.g. integer rewards) promotes, as before
+        Rn, In = jnp.asarray(transition_batch.Rn, dtype), jnp.asarray(transition_batch.In, dtype)
+        return n_step_target(Rn, In, v_next)
 
     def loss_fn(self, params, function_state, hparams, rng, transition_batch, target_params,
                 target_state):
@@ -121,8 +130,8 @@ class SimpleTD(BaseUpdater):
                          target_state)
         out, new_state = self.v.function(params, function_state, rng, transition_batch.S, True)
         V, y_true, y_pred = self._regression(out, G)
-        td_error = td_error_from_loss(self.loss_function, y_true, jax.lax.stop_gradient(y_pred))
-        loss = self.loss_function(y_true, y_pred, transition_batch.W)
+        td_error = td_error_from_loss(self._loss_function, y_true, jax.lax.stop_gradient(y_pred))
+        loss = value_loss(y_pred, y_true, self._loss_function, transition_batch.W)
         metrics = {"td_error": jnp.mean(td_error), "td_error_abs": jnp.mean(jnp.abs(td_error)),
                    "value": jnp.mean(V)}
         return loss, (metrics, new_state, td_error)

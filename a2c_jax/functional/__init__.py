@@ -1,0 +1,48 @@
+"""The pure core: losses, targets and advantages as free functions over explicit arrays.
+
+rlax's shape: each function is pure and jittable (no ``jit`` inside), checks the ranks and shapes
+of its arguments when traced, and takes rlax's time-suffixed names (``logp_t``, ``adv_t``,
+``v_tm1``, ``r_t``, ``discount_t``, ``w_t``). The updaters are thin facades over them:
+:class:`~a2c_jax.policy_objectives.VanillaPG` minimises :func:`policy_gradient_loss`,
+:class:`~a2c_jax.policy_objectives.PPOClip` :func:`clipped_surrogate_loss`, the regularizers add
+:func:`entropy_loss` and :func:`kl_divergence_loss`, :class:`~a2c_jax.td_learning.SimpleTD`
+regresses with :func:`value_loss` onto :func:`n_step_target` and hands on
+:func:`td_error_from_loss`, and :func:`~a2c_jax.reward_tracing.compute_gae` runs
+:func:`generalized_advantage_estimation`'s recursion.
+
+Example, an A2C loss written by hand::
+
+    from a2c_jax import functional as F
+
+    logp_t = pi.proba_dist.log_proba(dist_params, A)
+    loss = (F.policy_gradient_loss(logp_t, adv_t, W)
+            + beta * F.entropy_loss(pi.proba_dist, dist_params, W)
+            + vf_coef * F.value_loss(v_t, F.n_step_target(Rn, In, v_next), huber, W))
+"""
+
+from ._losses import (
+    clip_fraction,
+    clipped_surrogate_loss,
+    entropy_loss,
+    importance_ratio,
+    kl_divergence,
+    kl_divergence_loss,
+    policy_gradient_loss,
+    td_error_from_loss,
+    value_loss,
+)
+from ._returns import generalized_advantage_estimation, n_step_target
+
+__all__ = [
+    "clip_fraction",
+    "clipped_surrogate_loss",
+    "entropy_loss",
+    "generalized_advantage_estimation",
+    "importance_ratio",
+    "kl_divergence",
+    "kl_divergence_loss",
+    "n_step_target",
+    "policy_gradient_loss",
+    "td_error_from_loss",
+    "value_loss",
+]
