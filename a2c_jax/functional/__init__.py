@@ -12,12 +12,12 @@ regresses with :func:`value_loss` onto :func:`n_step_target` and hands on
 
 Example, an A2C loss written by hand::
 
-    from a2c_jax import functional as F
+    from a2c_jax import functional as af
 
     logp_t = pi.proba_dist.log_proba(dist_params, A)
-    loss = (F.policy_gradient_loss(logp_t, adv_t, W)
-            + beta * F.entropy_loss(pi.proba_dist, dist_params, W)
-            + vf_coef * F.value_loss(v_t, F.n_step_target(Rn, In, v_next), huber, W))
+    loss = (af.policy_gradient_loss(logp_t, adv_t, W)
+            + beta * af.entropy_loss(pi.proba_dist, dist_params, W)
+            + vf_coef * af.value_loss(v_t, af.n_step_target(Rn, In, v_next), huber, W))
 """
 
 from ._losses import (
