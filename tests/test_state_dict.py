@@ -259,3 +259,18 @@ def test_tree_helpers_on_namedtuples_tuples_none_and_python_numbers():
         tree_from_state_dict(tree, {**d, "3": {"0": 3.0, "1": 0.5}}, "t")
     assert tree_to_state_dict(jnp.ones(2)).shape == (2,)  # a single leaf is itself
     assert tree_to_state_dict(optax.EmptyState()) == {}
+
+
+def test_loaded_state_reuses_the_compiled_step(v, rng):
+    """A state loaded from numpy runs the step that is already compiled (no new trace)."""
+    td = SimpleTD(v, optimizer=optax.chain(optax.clip_by_global_norm(0.5), optax.rmsprop(0.01)))
+    batch = make_batch(rng, 16)
+    td.update(batch)
+    td.update(batch)
+    saved_v, saved_td = host_copy(v.state_dict()), host_copy(td.state_dict())
+    compiled = td._step_jit._cache_size(), td._step_jit_keep._cache_size()
+    v.load_state_dict(saved_v)
+    td.load_state_dict(saved_td)
+    del saved_v, saved_td
+    td.update(batch)
+    assert (td._step_jit._cache_size(), td._step_jit_keep._cache_size()) == compiled
