@@ -234,8 +234,10 @@ class ActorCritic(BaseUpdater):
         vmappable (e.g. over the params of several seeds)."""
         return super().init_optimizer_state(params)
 
-    def loss_fn(self, params, function_state, hparams, rng, transition_batch, Adv,
-                target_params=None, target_state=None):
+    def loss_fn(self, params: Any, function_state: Any, hparams: dict[str, Any],
+                rng: jax.Array | None, transition_batch: TransitionBatch, Adv: Any,
+                target_params: Any = None, target_state: Any = None
+                ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any, Any]]:
         """Pure: ``loss, (metrics, new_function_state, td_error)`` over the union ``params``.
 
         ``target_params``/``target_state`` are those of the TD learner's ``v_targ`` (``None``

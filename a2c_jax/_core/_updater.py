@@ -112,7 +112,9 @@ class BaseUpdater(abc.ABC):
     # ---- to be defined by subclasses ------------------------------------------------------------
 
     @abc.abstractmethod
-    def loss_fn(self, params, function_state, hparams, rng, transition_batch, *args):
+    def loss_fn(self, params: Any, function_state: Any, hparams: dict[str, Any],
+                rng: jax.Array | None, transition_batch: TransitionBatch,
+                *args: Any) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any, Any]]:
         """Pure: ``loss, (metrics, new_function_state, aux)`` for one batch; differentiated in params."""
 
     @property
@@ -163,8 +165,10 @@ class BaseUpdater(abc.ABC):
             return tuple(jax.random.split(key))
         return key, None
 
-    def step_with_state(self, params, opt_state, function_state, hparams, rng, transition_batch,
-                        *args):
+    def step_with_state(self, params: Any, opt_state: optax.OptState, function_state: Any,
+                        hparams: dict[str, Any], rng: jax.Array, transition_batch: TransitionBatch,
+                        *args: Any
+                        ) -> tuple[Any, optax.OptState, Any, jax.Array, dict[str, jax.Array], Any]:
         """The fused pure step, function state and PRNG key included.
 
         Returns:
@@ -193,7 +197,9 @@ class BaseUpdater(abc.ABC):
         self._metric_keys["grads"], values = pack_metrics(metrics)
         return grads, state, values, aux
 
-    def step(self, params, opt_state, transition_batch, *args, hparams=None, rng=None):
+    def step(self, params: Any, opt_state: optax.OptState, transition_batch: TransitionBatch,
+             *args: Any, hparams: dict[str, Any] | None = None, rng: jax.Array | None = None
+             ) -> tuple[Any, optax.OptState, dict[str, jax.Array]]:
         """The fused pure step ``(params, opt_state, batch, ...) -> (params, opt_state, metrics)``.
 
         For use inside your own ``jit``/``scan``/``vmap`` (no jit inside). ``hparams`` defaults to
