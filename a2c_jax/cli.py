@@ -88,85 +88,77 @@ def train(args) -> int:
     if args.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every must be >= 0 (0: only at the end), got "
                          f"{args.checkpoint_every}")
-    if args.engine == "jit":
-        return train_jit(args)
-    if args.num_seeds not in (None, 1):
-        raise UsageError("--num-seeds needs --engine jit (the loop engine trains one run)")
-    if args.devices is not None:
-        raise UsageError("--devices needs --engine jit (the loop engine runs on one device)")
+    if args.engine == "loop":
+        if args.num_seeds not in (None, 1):
+            raise UsageError("--num-seeds needs --engine jit (the loop engine trains one run)")
+        if args.devices is not None:
+            raise UsageError("--devices needs --engine jit (the loop engine runs on one device)")
+    else:
+        from .training._jit import EngineError, check_jax_native
 
-    from .training import Trainer, plot_learning_curve
-    from .training._trainer import write_json
+        try:
+            check_jax_native(args.env)
+        except EngineError as err:
+            raise UsageError(str(err)) from None
+        if args.async_envs:
+            raise UsageError("--async-envs is for --engine loop (the jit engine's envs are arrays)")
+    import time
+
+    from .training import drive
+
+    algo, config, steps, seed, out, ckpt = _run_settings(args, "-jit" if args.engine == "jit" else "")
+    t0 = time.perf_counter()
+    trainer = _load(args, ckpt) if args.resume else _new(args, config, seed)
+    if args.resume:
+        _check_resumed(args, trainer, ckpt)
+    return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
+                 progress=not args.no_progress, setup_s=time.perf_counter() - t0)
+
+
+def _devices(args):
+    import jax
+
+    devices = jax.devices()
+    if args.devices is not None:
+        if not 1 <= args.devices <= len(devices):
+            raise UsageError(f"--devices must be between 1 and the {len(devices)} device(s) "
+                             f"JAX sees ({devices[0].platform}), got {args.devices}")
+        devices = devices[:args.devices]
+    return devices
+
+
+def _new(args, config, seed: int):
+    """A new run of ``args.engine``."""
+    if args.engine == "loop":
+        from .training import Trainer
+
+        return Trainer(args.env, config, seed, asynchronous=args.async_envs)
+    from .training._jit import EngineError, JitTrainer
+
+    try:
+        return JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1,
+                          devices=_devices(args))
+    except EngineError as err:
+        raise UsageError(str(err)) from None
+
+
+def _load(args, ckpt: Path):
+    """The run saved in ``ckpt``, for ``args.engine``."""
     from .utils import CheckpointError
 
-    algo, config, steps, seed, out, ckpt = _run_settings(args, "")
-    if args.resume:
-        try:
-            trainer = Trainer.load(ckpt, asynchronous=args.async_envs)
-        except CheckpointError as err:
-            raise UsageError(str(err)) from None
-        _check_resumed(args, trainer, ckpt)
-        algo = trainer.config.algo
-    else:
-        trainer = Trainer(args.env, config, seed, asynchronous=args.async_envs)
-
-    from tensorboardX import SummaryWriter
-
-    tb = SummaryWriter(str(out / "tensorboard"))
-    seen = [len(trainer.returns)]
-    checkpoint = _Checkpointer(trainer, ckpt, args.checkpoint_every)
-
-    def on_rollout(tr, m_v, m_pi):
-        for ret, end in zip(tr.returns[seen[0]:], tr.ends[seen[0]:]):
-            tb.add_scalar("episode/return", ret, end)
-        seen[0] = len(tr.returns)
-        if tr.updates % 100 == 0:  # metrics are fetched from the device once per 100 updates
-            for k, val in {**m_v, **m_pi}.items():
-                tb.add_scalar(k, val, tr.env_steps)
-        checkpoint(tr)
-
-    if _run_then_save(lambda: trainer.run(steps, progress=not args.no_progress,
-                                          on_rollout=on_rollout), trainer, ckpt, [tb]):
-        return 130
-    summary = trainer.summary(args.engine)
-    summary["eval_mean_return"] = trainer.evaluate()
-    plot_learning_curve(trainer, out / "learning_curve.png")
-    write_json(out / "summary.json", summary)
-    trainer.close()
-    print(f"{args.env} {algo} seed {trainer.seed}: {summary['env_steps']} steps in "
-          f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s), solved at "
-          f"{summary['solved_at_step']}, mean of last 100 episodes {summary['final_mean_return']}, "
-          f"greedy eval {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
-    return 0
-
-
-class _Checkpointer:
-    """Saves the run every ``every`` env steps (never when ``every`` is 0); call it after each
-    rollout or chunk."""
-
-    def __init__(self, trainer, path: Path, every: int):
-        self.path, self.every = path, every
-        self.next = trainer.env_steps + every if every else None
-
-    def __call__(self, trainer) -> None:
-        if self.next is not None and trainer.env_steps >= self.next:
-            trainer.save(self.path)
-            self.next = trainer.env_steps + self.every
-
-
-def _run_then_save(run, trainer, ckpt: Path, writers) -> bool:
-    """Runs ``run()``, closes the writers, saves the checkpoint; True if Ctrl-C stopped it."""
     try:
-        run()
-    except KeyboardInterrupt:
-        trainer.save(ckpt)
-        print(f"interrupted; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
-        return True
-    finally:
-        for w in writers:
-            w.close()
-    trainer.save(ckpt)
-    return False
+        if args.engine == "loop":
+            from .training import Trainer
+
+            return Trainer.load(ckpt, asynchronous=args.async_envs)
+        from .training._jit import EngineError, JitTrainer
+
+        try:
+            return JitTrainer.load(ckpt, devices=_devices(args))
+        except EngineError as err:
+            raise UsageError(str(err)) from None
+    except CheckpointError as err:
+        raise UsageError(str(err)) from None
 
 
 def _check_resumed(args, trainer, ckpt: Path) -> None:
@@ -222,91 +214,6 @@ def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
     if num_envs is not None:
         config = config.replace(num_envs=num_envs)
     return algo, config
-
-
-def train_jit(args) -> int:
-    """``train --engine jit``: the whole run in compiled chunks on a JAX-native env."""
-    from .training._jit import EngineError, check_jax_native
-
-    try:
-        check_jax_native(args.env)
-    except EngineError as err:
-        raise UsageError(str(err)) from None
-    if args.async_envs:
-        raise UsageError("--async-envs is for --engine loop (the jit engine's envs are arrays)")
-    import time
-
-    import jax
-
-    devices = jax.devices()
-    if args.devices is not None:
-        if not 1 <= args.devices <= len(devices):
-            raise UsageError(f"--devices must be between 1 and the {len(devices)} device(s) "
-                             f"JAX sees ({devices[0].platform}), got {args.devices}")
-        devices = devices[:args.devices]
-
-    from .training._jit import JitTrainer
-    from .training._trainer import write_json
-    from .utils import CheckpointError, evaluate_greedy
-
-    algo, config, steps, seed, out, ckpt = _run_settings(args, "-jit")
-    t0 = time.perf_counter()
-    try:
-        if args.resume:
-            trainer = JitTrainer.load(ckpt, devices=devices)
-        else:
-            trainer = JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1,
-                                 devices=devices)
-    except (CheckpointError, EngineError) as err:
-        raise UsageError(str(err)) from None
-    if args.resume:
-        _check_resumed(args, trainer, ckpt)
-        algo = trainer.config.algo
-    setup_s = time.perf_counter() - t0
-    # this command's share of the run's totals (a resumed run's summary sums every session)
-    before = (trainer.env_steps, trainer.train_seconds, trainer.compile_s or 0.0)
-    checkpoint = _Checkpointer(trainer, ckpt, args.checkpoint_every)
-    from tensorboardX import SummaryWriter
-
-    # one TensorBoard run per seed (tensorboard/seed_S); the losses of the first run only
-    writers = [SummaryWriter(str(out / "tensorboard" / f"seed_{trainer.seed + k}"))
-               for k in range(trainer.num_seeds)]
-
-    def on_chunk(tr, metrics):
-        n = metrics["mean100"].shape[1]
-        first = tr.updates - n
-        for i in sorted({*range(0, n, max(1, n // 25)), n - 1}):  # ~500 points per run
-            step = (first + i + 1) * tr.steps_per_update
-            for k, w in enumerate(writers):
-                if metrics["episodes"][k, i] > 0:
-                    w.add_scalar("episode/mean100", metrics["mean100"][k, i], step)
-            for key, val in metrics.items():
-                if "/" in key:
-                    writers[0].add_scalar(key, val[0, i], step)
-        checkpoint(tr)
-
-    if _run_then_save(lambda: trainer.run(steps, progress=not args.no_progress,
-                                          on_chunk=on_chunk), trainer, ckpt, writers):
-        return 130
-    summary = trainer.summary()
-    summary["setup_s"] = round(setup_s, 3)
-    # the trained policy of the first run, replayed greedily in gymnasium's own env
-    summary["eval_mean_return"] = evaluate_greedy(trainer.policy(0), args.env,
-                                                  config.eval_episodes,
-                                                  first_seed=1_000_000 + 1000 * trainer.seed)
-    trainer.plot(out / "learning_curve.png")
-    write_json(out / "summary.json", summary)
-    solved = [r["solved_at_step"] for r in summary["runs"]]
-    solved_txt = solved[0] if len(solved) == 1 else f"{sum(s is not None for s in solved)}/{len(solved)} runs"
-    steps_now = trainer.env_steps - before[0]
-    seconds_now = trainer.train_seconds - before[1]
-    rate = steps_now * trainer.num_seeds / seconds_now if seconds_now > 0 else 0.0
-    print(f"{args.env} {algo} --engine jit, {trainer.num_seeds} run(s): {steps_now} steps per run "
-          f"in {seconds_now:.2f} s after {(trainer.compile_s or 0.0) - before[2]:.1f} s of "
-          f"compilation ({rate:.0f} steps/s over all runs; {trainer.env_steps} in all), solved at "
-          f"{solved_txt}, greedy eval of seed {trainer.seed} {summary['eval_mean_return']:.1f}; "
-          f"wrote {out}/summary.json")
-    return 0
 
 
 def evaluate(args) -> int:

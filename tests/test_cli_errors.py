@@ -132,13 +132,13 @@ def test_nested_missing_or_mismatched_entries_are_refused(tmp_path):
     trainer.close()
     ckpt = tmp_path / "c.pkl"
     for mutate, message in [
-        (lambda st: st["pi"].pop("params"), "no 'pi/params' entry"),
+        (lambda st: st["keys"].pop("act"), "no 'keys/act' entry"),
         (lambda st: st.pop("train_seconds"), "no 'train_seconds' entry"),
-        (lambda st: st.__setitem__("td", 3), "its 'td' entry is of type int, not dict"),
+        (lambda st: st.__setitem__("keys", 3), "its 'keys' entry is of type int, not dict"),
         (lambda st: st["config"].__setitem__("bogus", 1), "has an invalid config"),
         (lambda st: st.__setitem__("seed", -1), "has an invalid seed -1"),
-        (lambda st: st["v"].__setitem__("params", st["pi"]["params"]),
-         "the saved parameters do not fit"),
+        (lambda st: st.__setitem__("learner", st["learner"]._replace(
+            v_params=st["learner"].pi_params)), "the saved learner state"),
     ]:
         st = pickle.loads(saved)
         mutate(st)

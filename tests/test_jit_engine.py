@@ -47,40 +47,7 @@ def assert_same(a, b):
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
 
 
-# ---- the same maths as the object API ------------------------------------------------------------
-
-@pytest.mark.parametrize("algo, changes", [
-    ("a2c", {}),
-    ("ppo", {"batch_size": 0, "n_epochs": 2}),  # whole-batch epochs: no minibatch shuffle to match
-    ("a2c", {"shared_backbone": True, "ent_coef": 0.01}),  # one torso, ActorCritic's one step
-])
-def test_one_update_equals_the_loop_trainer_on_the_same_rollout(algo, changes):
-    """The engine's update (values, truncation-aware GAE, fused TD and PG steps under jit/scan)
-    gives the parameters that the loop trainer's object-API update gives on the same rollout.
-    Episodes are cut at 15 steps so that the rollout holds terminations and truncations."""
-    config = small(algo=algo, n_steps=48, **changes)
-    jt = JitTrainer("CartPole-v1", config, seed=3)
-    jt.env_params = jt.env_params.replace(max_steps_in_episode=15)
-    st0 = jax.tree.map(lambda x: x[0], jt.state)
-    st1, rollout = jax.jit(lambda s: jax.lax.scan(jt._env_step, s, None, length=48))(st0)
-    S, A, logP, R, term, trunc, finals = (np.asarray(x) for x in rollout)
-    assert term.any() and trunc.any()
-    after, _ = jax.jit(jt._update)(st0, None)
-
-    loop = Trainer("CartPole-v1", config, seed=3)
-    # the engine starts from exactly the parameters the object API initialises for this seed
-    assert_same(st0.pi_params, loop.pi.params)
-    assert_same(st0.v_params, loop.v.params)
-    if loop.ac is not None:  # one optimizer state over both, held in pi_opt
-        loop.ac.optimizer_state = st0.pi_opt
-    else:
-        loop.pg.optimizer_state, loop.td.optimizer_state = st0.pi_opt, st0.v_opt
-    loop.obs = np.asarray(st1.obs)
-    loop._update(S, A, logP, R, term, trunc, finals)
-    loop.close()
-    assert_close(after.pi_params, loop.pi.params)
-    assert_close(after.v_params, loop.v.params)
-
+# ---- the same maths as the object API (the update itself: tests/test_one_core.py) -------------
 
 def test_initial_parameters_are_those_of_the_object_api_per_seed():
     jt = JitTrainer("CartPole-v1", small(), seed=11, num_seeds=2)
@@ -94,8 +61,8 @@ def test_each_of_many_seeds_is_the_run_of_that_seed_alone():
     """vmap over runs: run k of a 2-run program follows the 1-run program of seed + k."""
     both = JitTrainer("CartPole-v1", small(), seed=5, num_seeds=2)
     alone = JitTrainer("CartPole-v1", small(), seed=6)
-    st_both, _ = jax.jit(both._chunk, static_argnums=1)(both.state, 6)
-    st_alone, _ = jax.jit(alone._chunk, static_argnums=1)(alone.state, 6)
+    st_both, _ = jax.jit(both._chunk, static_argnums=2)(both.state, both._hparams(), 6)
+    st_alone, _ = jax.jit(alone._chunk, static_argnums=2)(alone.state, alone._hparams(), 6)
     take = jax.tree.map(lambda x: np.asarray(x)[1], st_both.pi_params)
     assert_close(take, first_run(st_alone.pi_params), rtol=1e-4, atol=1e-5)
     assert int(st_both.vector_steps[1]) == int(st_alone.vector_steps[0]) == 6 * 5
@@ -421,7 +388,7 @@ def test_cli_jit_trains_many_seeds_resumes_and_evaluates(tmp_path, capsys):
     assert cli.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "jit" and summary["num_seeds"] == 2
-    assert summary["env_steps"] >= 2000 and summary["env_steps_all_seeds"] == 2 * summary["env_steps"]
+    assert summary["env_steps"] >= 2000 and summary["env_steps_all_runs"] == 2 * summary["env_steps"]
     assert summary["compile_s"] > 0 and [r["seed"] for r in summary["runs"]] == [0, 1]
     for key in ("env", "algo", "engine", "seed", "env_steps", "wall_s", "steps_per_s",
                 "solved_at_step", "final_mean_return", "eval_mean_return"):  # API.md's minimum
@@ -520,8 +487,8 @@ def test_cli_ctrl_c_saves_a_checkpoint_that_resumes(engine, tmp_path, monkeypatc
     a whole checkpoint, and --resume continues from it to the requested steps."""
     from a2c_jax.training import _jit, _trainer
 
-    cls, hook = ((_jit.JitTrainer, "on_chunk") if engine == "jit"
-                 else (_trainer.Trainer, "on_rollout"))
+    cls = _jit.JitTrainer if engine == "jit" else _trainer.Trainer
+    hook = "on_report"
     real_run = cls.run
 
     def interrupted_run(self, total_steps, *args, **kwargs):

@@ -31,7 +31,7 @@ def test_resumed_run_ends_with_the_same_parameters(tmp_path):
     assert resumed.env_steps == whole.env_steps == 400
     assert_same_params(resumed.pi.params, whole.pi.params)
     assert_same_params(resumed.v.params, whole.v.params)
-    assert_same_params(resumed.pg.optimizer_state, whole.pg.optimizer_state)
+    assert_same_params(resumed.state, whole.state)  # optimizer states included
     assert resumed.returns == whole.returns
 
 
@@ -78,7 +78,7 @@ def test_cli_train_writes_its_outputs_and_resumes(tmp_path):
                      "--resume"]) == 0
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pkl")
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pkl")
-    assert_same_params(a["pi"]["params"], b["pi"]["params"])
+    assert_same_params(a["learner"], b["learner"])
     assert cli.main(["eval", str(tmp_path / "a"), "--episodes", "1"]) == 0
 
 
@@ -114,7 +114,8 @@ def test_truncations_bootstrap_from_final_observations():
         gymnasium.register(env_id, entry_point="gymnasium.envs.classic_control:CartPoleEnv",
                            max_episode_steps=6)
     tr = Trainer(env_id, small().replace(n_steps=20), seed=0)
-    S, A, logP, R, term, trunc, finals = tr._rollout()
+    rollout = tr._rollout()
+    S, term, trunc, finals = rollout.S, rollout.terminated, rollout.truncated, rollout.final_S
     hits = np.argwhere(trunc > 0)
     assert len(hits) > 0
     for t, k in hits:
@@ -122,7 +123,7 @@ def test_truncations_bootstrap_from_final_observations():
         if t + 1 < len(S):
             assert not np.array_equal(finals[t, k], S[t + 1, k])  # the reset obs follows
     assert np.all(finals[(trunc == 0) & (term == 0)] == 0)  # only ended steps have a final obs
-    tr._update(S, A, logP, R, term, trunc, finals)  # and the update accepts it
+    tr._update(rollout)  # and the update accepts it
     tr.close()
 
 
@@ -186,7 +187,8 @@ def test_shared_backbone_trains_one_torso_and_resumes(tmp_path):
     assert resumed.config.shared_backbone
     assert_same_params(resumed.pi.params, whole.pi.params)
     assert_same_params(resumed.v.params, whole.v.params)
-    assert_same_params(resumed.ac.optimizer_state, whole.ac.optimizer_state)
+    assert_same_params(resumed.state.pi_opt, whole.state.pi_opt)  # ActorCritic's one state
+    assert resumed.state.v_opt == ()
     for tr in (whole, first, resumed):
         tr.close()
 
@@ -202,8 +204,9 @@ def test_cli_shared_backbone_writes_a_summary_and_guards_resume(tmp_path, capsys
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["shared_backbone"] is True and summary["env_steps"] == 200
     ckpt = load_checkpoint(out / "checkpoint.pkl")
-    assert_same_params(_torso(ckpt["pi"]["params"]), _torso(ckpt["v"]["params"]))
-    assert ckpt["ac"] is not None
+    learner = ckpt["learner"]
+    assert_same_params(_torso(learner.pi_params), _torso(learner.v_params))
+    assert learner.v_opt == ()  # one optimizer state (ActorCritic's), in pi_opt
     assert cli.main(["train", *common, "--steps", "0", "--out", str(tmp_path / "sep")]) == 0
     capsys.readouterr()
     assert cli.main(["train", *common, "--steps", "200", "--out", str(tmp_path / "sep"),

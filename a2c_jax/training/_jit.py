@@ -45,21 +45,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import Policy, V
-from .._core._base import RUN_ONCE, raw_key
-from ..reward_tracing import TransitionBatch, compute_gae
+from .._core import Policy
+from .._core._base import raw_key
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..utils._sync import _shared_groups, sync_shared_params
 from ..utils._trees import check_same_tree
+from ._driver import plot_learning_curve, run_summary
 from ._presets import TrainConfig
-from ._trainer import _tuples, build_actor_critic, build_functions, build_updaters
+from ._trainer import _KEY_STREAM, _tuples, build_learner
+from ._update import LearnerState, Rollout, minibatches
+
+__all__ = ["JAX_NATIVE_ENVS", "EngineError", "EngineState", "JitTrainer", "check_jax_native",
+           "make_jax_env", "means_after_each_episode", "minibatches", "record_episodes",
+           "ring_mean"]
 
 #: gymnasium ids with a JAX-native twin in gymnax (same observations, actions and dynamics)
 JAX_NATIVE_ENVS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",
                                     "MountainCarContinuous-v0")
 
 _RING = 100          # episodes in the running mean, as in the loop trainer
-_KEY_STREAM = 7      # raw_key stream of the engine's own PRNG key (0, 1: init and sampling)
 
 
 class EngineError(ValueError):
@@ -168,29 +171,27 @@ class JitTrainer:
     :meth:`summary` and :meth:`curves`, run ``k``'s trained policy is :meth:`policy(k) <policy>`.
     """
 
+    engine = "jit"
+
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
                  devices: list | None = None, env_params: Any = None, *,
                  func_pi: Callable | None = None, func_v: Callable | None = None):
         if num_seeds < 1:
             raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
-        self.env_id, self.config, self.seed, self.num_seeds = env_id, config, seed, num_seeds
+        self.env_id, self.seed, self.num_seeds = env_id, seed, num_seeds
+        self._config = config
         self.env, default_params = make_jax_env(env_id)
-        self.env_params = default_params if env_params is None else env_params
+        self._env_params = default_params if env_params is None else env_params
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
-        if func_pi is None or func_v is None:
-            self.pi, self.v = build_functions(probe, config, seed)
-        if func_pi is not None:
-            self.pi = Policy(func_pi, probe, random_seed=seed)
-        if func_v is not None:
-            self.v = V(func_v, probe, random_seed=seed)
-        probe.close()
-        self.td, self.pg = build_updaters(self.pi, self.v, config)
-        #: with ``config.shared_backbone``: the one updater of both (else None)
-        self.ac = build_actor_critic(self.td, self.pg, config)
+        try:
+            self.pi, self.v, self.td, self.pg, self.ac, self.learner = build_learner(
+                probe, config, seed, func_pi, func_v)
+        finally:
+            probe.close()
         #: whether pi and v share Haiku modules (a torso); without ActorCritic they are averaged
         #: after every update step
-        self.shares_modules = bool(_shared_groups((self.pi.params, self.v.params)))
+        self.shares_modules = self.learner.sync_shared
         self._check_spaces()
         self.devices = list(devices) if devices is not None else jax.devices()
         if config.num_envs % len(self.devices):
@@ -206,6 +207,22 @@ class JitTrainer:
         self._shardings = self._make_shardings()
         self.state = self._init_state()
 
+    @property
+    def config(self) -> TrainConfig:
+        """The run's configuration (read-only: the compiled program is built from it)."""
+        return self._config
+
+    @property
+    def env_params(self) -> Any:
+        """gymnax's env parameters. Setting them discards the compiled programs, so the next
+        :meth:`run` compiles with the new ones."""
+        return self._env_params
+
+    @env_params.setter
+    def env_params(self, value: Any) -> None:
+        self._env_params = value
+        self._compiled = {}
+
     # ---- set-up -------------------------------------------------------------------------------
 
     def _check_spaces(self) -> None:
@@ -219,17 +236,13 @@ class JitTrainer:
         init_key, key = seed
         pi, v, c = self.pi, self.v, self.config
         # Policy and V(random_seed=s) both initialise from raw_key(s, 0): identical parameters
-        example = jnp.zeros((1, *pi.observation_space.shape), jnp.float32)
-        pi_params, pi_state = pi._transformed.init(init_key, pi.observation_preprocessor(example),
-                                                   True)
-        v_params, v_state = v._transformed.init(init_key, v.observation_preprocessor(example), True)
+        pi_params, pi_state = pi.init(init_key)
+        v_params, v_state = v.init(init_key)
         key, reset_key = jax.random.split(key)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(reset_key, c.num_envs), self.env_params)
-        if self.ac is None:
-            pi_opt, v_opt = self.pg._optimizer.init(pi_params), self.td._optimizer.init(v_params)
-        else:
-            pi_opt, v_opt = self.ac._optimizer.init(self.ac.join(pi_params, v_params)), ()
+        learner = self.learner.init(pi_params, pi_state, v_params, v_state)
+        pi_opt, v_opt = learner.pi_opt, learner.v_opt
         return EngineState(
             pi_params=pi_params, pi_state=pi_state, pi_opt=pi_opt,
             v_params=v_params, v_state=v_state, v_opt=v_opt,
@@ -242,8 +255,9 @@ class JitTrainer:
         seeds = [self.seed + k for k in range(self.num_seeds)]
         init_keys = np.stack([np.asarray(raw_key(s, 0)) for s in seeds])
         keys = np.stack([np.asarray(raw_key(s, _KEY_STREAM)) for s in seeds])
-        init = jax.jit(jax.vmap(self._init_one), out_shardings=self._shardings,
-                       compiler_options=RUN_ONCE)
+        # JAX's default compiler options, as BaseFunc's constructor: the same float rounding, so
+        # run k starts bitwise from Policy/V(random_seed=seed + k)'s parameters
+        init = jax.jit(jax.vmap(self._init_one), out_shardings=self._shardings)
         return init((jnp.asarray(init_keys), jnp.asarray(keys)))
 
     def _make_shardings(self):
@@ -290,99 +304,42 @@ class JitTrainer:
                          ring=ring, episodes=episodes, vector_steps=vector_steps, solved_at=solved_at)
         return st, transition
 
-    def _update(self, st: EngineState, _):
-        """One rollout of ``n_steps`` and its updates: the body of the chunk's scan."""
-        c = self.config
-        T, E = c.n_steps, c.num_envs
-        st, (S, A, logP, R, term, trunc, finals) = jax.lax.scan(self._env_step, st, None, length=T)
-        key, k_v, k_upd = jax.random.split(st.key, 3)
-        # env-major [E, T, ...] from here on: flattened, each device's envs stay one contiguous
-        # block, so nothing has to move between devices
-        env_major = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
-        S, finals, A, logP = env_major(S), env_major(finals), env_major(A), env_major(logP)
-        # the values of the rollout, of the next observation and of the final observations of
-        # truncated episodes, in one forward pass; then GAE, exactly as the loop trainer
-        per_env = jnp.concatenate([S, st.obs[:, None], finals], axis=1)      # [E, 2T + 1, ...]
-        values = self.v.values(st.v_params, st.v_state, k_v,
-                               per_env.reshape(E * (2 * T + 1), *S.shape[2:])).reshape(E, -1)
-        adv, ret = compute_gae(R * c.reward_scale, values[:, :T].T, values[:, T], term,
-                               gamma=c.gamma, lam=c.gae_lambda, truncated=trunc,
-                               final_values=values[:, T + 1:].T)
-        batch = TransitionBatch(S=S, A=A, logP=logP, Rn=ret.T, In=jnp.zeros((E, T)), S_next=S,
-                                A_next=A, logP_next=logP, W=jnp.ones((E, T)),
-                                idx=jnp.arange(E * T, dtype=jnp.int32).reshape(E, T))
-        params = (st.pi_params, st.pi_opt, st.pi_state, st.v_params, st.v_opt, st.v_state)
-        params, metrics = self._updates(params, batch, adv.T, k_upd)
-        pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
-        st = st._replace(pi_params=pi_params, pi_opt=pi_opt, pi_state=pi_state, v_params=v_params,
-                         v_opt=v_opt, v_state=v_state, key=key)
+    def _update(self, hparams, st: EngineState, _):
+        """One rollout of ``n_steps`` and its updates (:meth:`Learner.update
+        <a2c_jax.training._update.Learner.update>`): the body of the chunk's scan."""
+        st, rollout = jax.lax.scan(self._env_step, st, None, length=self.config.n_steps)
+        key, k_upd = jax.random.split(st.key)
+        learner = LearnerState(st.pi_params, st.pi_state, st.pi_opt, st.v_params, st.v_state,
+                               st.v_opt)
+        learner, metrics = self.learner.update(learner, Rollout(*rollout, S_next=st.obs), hparams,
+                                               k_upd)
+        st = st._replace(key=key, **learner._asdict())
         metrics["mean100"] = ring_mean(st.ring, st.episodes)
         metrics["episodes"] = st.episodes
         return st, metrics
 
-    def _minibatch(self, params, xs):
-        """The fused steps of the critic and the policy on one minibatch (TD first, as the loop)."""
-        pi_params, pi_opt, pi_state, v_params, v_opt, v_state = params
-        batch, adv, key = xs
-        k_td, k_pg = jax.random.split(key)
-        if self.config.normalize_advantage:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        ac = self.ac
-        if ac is not None:  # one step on the union of both networks' params; pi_opt holds its state
-            params, pi_opt, state, _, metrics, _ = ac.step_with_state(
-                ac.join(pi_params, v_params), pi_opt, ac.join(pi_state, v_state), ac.hyperparams,
-                key, batch, adv, None, None)
-            (pi_params, v_params), (pi_state, v_state) = ac.split(params), ac.split_state(state)
-            return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), metrics
-        v_params, v_opt, v_state, _, m_v, _ = self.td.step_with_state(
-            v_params, v_opt, v_state, self.td.hyperparams, k_td, batch, None, None)
-        pi_params, pi_opt, pi_state, _, m_pi, _ = self.pg.step_with_state(
-            pi_params, pi_opt, pi_state, self.pg.hyperparams, k_pg, batch, adv)
-        if self.shares_modules:  # as the coax recipe does after every batch
-            pi_params, v_params = sync_shared_params(pi_params, v_params)
-        return (pi_params, pi_opt, pi_state, v_params, v_opt, v_state), {**m_v, **m_pi}
-
-    def _updates(self, params, batch, adv, key):
-        """The updates on one rollout; ``batch`` and ``adv`` are env-major, ``[E, T, ...]``.
-
-        A2C: one step on the whole rollout. PPO: ``n_epochs`` passes over :func:`minibatches`.
-        """
-        c = self.config
-        E, T = adv.shape
-        n = E * T
-        flat = functools.partial(_merge_leading, 2)
-        size = min(c.batch_size or n, n)
-        if size == n and c.n_epochs <= 1:  # A2C: the whole rollout, one step each
-            return self._minibatch(params, (jax.tree.map(flat, batch), flat(adv), key))
-        num_mb = n // size
-
-        def epoch(params, k):
-            k_perm, k_mb = jax.random.split(k)
-            mbs = minibatches((batch, adv), k_perm, size)
-            params, metrics = jax.lax.scan(self._minibatch, params,
-                                           (*mbs, jax.random.split(k_mb, num_mb)))
-            return params, _last(metrics)
-
-        params, metrics = jax.lax.scan(epoch, params, jax.random.split(key, max(1, c.n_epochs)))
-        return params, _last(metrics)
-
-    def _chunk(self, st: EngineState, length: int):
+    def _chunk(self, st: EngineState, hparams, length: int):
         def one_run(st):
-            return jax.lax.scan(self._update, st, None, length=length)
+            return jax.lax.scan(functools.partial(self._update, hparams), st, None, length=length)
 
-        if self.num_seeds == 1:  # no vmap over a single run: ~10% faster on XLA:CPU
+        if self.num_seeds == 1:  # no vmap over a single run: XLA:CPU runs the plain scan faster
             out = one_run(jax.tree.map(lambda x: x[0], st))
             return jax.tree.map(lambda x: x[None], out)
         return jax.vmap(one_run)(st)
 
     # ---- the host side ------------------------------------------------------------------------
 
+    def _hparams(self) -> dict[str, Any]:
+        """The updaters' hyperparameters now, as device arrays (traced: changing one does not
+        recompile)."""
+        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), self.learner.hyperparams())
+
     def _compiled_chunk(self, length: int):
         if length not in self._compiled:
-            fn = jax.jit(self._chunk, static_argnums=1, donate_argnums=0,
-                         in_shardings=(self._shardings,),
+            fn = jax.jit(self._chunk, static_argnums=2, donate_argnums=0,
+                         in_shardings=(self._shardings, self._replicated),
                          out_shardings=(self._shardings, self._replicated))
-            self._compiled[length] = fn.lower(self.state, length).compile()
+            self._compiled[length] = fn.lower(self.state, self._hparams(), length).compile()
         return self._compiled[length]
 
     def plan(self, total_steps: int, chunks: int = 20) -> tuple[int, int]:
@@ -403,7 +360,8 @@ class JitTrainer:
         self.compile_s = (self.compile_s or 0.0) + seconds
         return seconds
 
-    def run(self, total_steps: int, progress: bool = True, chunks: int = 20, on_chunk=None) -> None:
+    def run(self, total_steps: int, progress: bool = True, chunks: int = 20,
+            on_report=None) -> None:
         """Trains every run until it has taken at least ``total_steps`` env steps.
 
         Args:
@@ -411,8 +369,8 @@ class JitTrainer:
             progress: a progress bar, and a line while the program compiles.
             chunks: how many compiled calls the remaining steps are split into (equal ones:
                 one compilation; the run may overshoot by up to one chunk).
-            on_chunk: ``on_chunk(trainer, metrics)`` after each chunk, ``metrics`` a dict of
-                numpy arrays ``[num_seeds, updates in the chunk]``.
+            on_report: ``on_report(trainer, metrics)`` after each chunk, ``metrics`` a dict of
+                numpy arrays ``[num_seeds, updates in the chunk]`` (as the loop engine reports).
         """
         from tqdm import tqdm
 
@@ -438,7 +396,8 @@ class JitTrainer:
         try:
             for _ in range(n_chunks):
                 t0 = time.perf_counter()
-                self.state, metrics = fn(self.state)   # the old state's buffers are donated
+                # the old state's buffers are donated; the hyperparameters are read now (traced)
+                self.state, metrics = fn(self.state, self._hparams())
                 try:
                     metrics = jax.tree.map(_fetch, metrics)   # waits for the chunk: honest timing
                 except KeyboardInterrupt:  # the chunk ran: count it, so a saved state is whole
@@ -447,8 +406,8 @@ class JitTrainer:
                 self._count_chunk(metrics, per_chunk, t0)
                 bar.update(per_chunk * self.steps_per_update * self.num_seeds)
                 bar.set_postfix(mean100=f"{np.mean(metrics['mean100'][:, -1]):.1f}", refresh=False)
-                if on_chunk is not None:
-                    on_chunk(self, metrics)
+                if on_report is not None:
+                    on_report(self, metrics)
         finally:
             bar.close()
 
@@ -474,38 +433,25 @@ class JitTrainer:
             raise IndexError(f"run {run} out of range: {self.num_seeds} run(s)")
         return jax.tree.map(lambda x: np.asarray(_fetch(x))[run], tree)
 
-    def policy(self, run: int = 0):
-        """The :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state."""
+    def policy(self, run: int = 0) -> Policy:
+        """A new :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state."""
         params, state = self._take(run, (self.state.pi_params, self.state.pi_state))
-        self.pi.params, self.pi.function_state = jax.device_put(params), jax.device_put(state)
-        return self.pi
+        pi = self.pi.copy()
+        pi.params, pi.function_state = jax.device_put(params), jax.device_put(state)
+        return pi
 
     def summary(self) -> dict[str, Any]:
+        """The runs' figures, with the same keys and meanings as the loop engine's."""
         solved_at = [None if s < 0 else int(s) * self.config.num_envs
                      for s in np.asarray(_fetch(self.state.solved_at))]
         curves = self.curves()
         if curves:  # None for a run that has finished no episode yet
-            last = [float(m) if e > 0 else None
-                    for m, e in zip(curves["mean100"][:, -1], curves["episodes"][:, -1])]
+            episodes = [int(e) for e in curves["episodes"][:, -1]]
+            last = [float(m) if e > 0 else None for m, e in zip(curves["mean100"][:, -1], episodes)]
         else:
-            last = [None] * self.num_seeds
-        total = self.env_steps * self.num_seeds
-        return {
-            "env": self.env_id, "algo": self.config.algo, "engine": "jit", "seed": self.seed,
-            "num_seeds": self.num_seeds, "num_envs": self.config.num_envs,
-            "devices": [str(d) for d in self.devices], "env_steps": self.env_steps,
-            "env_steps_all_seeds": total, "updates": self.updates,
-            "compile_s": None if self.compile_s is None else round(self.compile_s, 3),
-            "wall_s": round(self.train_seconds, 3),
-            "steps_per_s": round(total / max(self.train_seconds, 1e-9), 1),
-            # the first run's (seed ``seed``), as the loop trainer reports them; every run below
-            "solved_at_step": solved_at[0], "final_mean_return": last[0],
-            "runs": [{"seed": self.seed + k, "solved_at_step": solved_at[k],
-                      "final_mean_return": last[k]} for k in range(self.num_seeds)],
-            "reward_threshold": self.reward_threshold,
-            "config": dataclasses.asdict(self.config),
-        }
-
+            episodes, last = [0] * self.num_seeds, [None] * self.num_seeds
+        return run_summary(self, solved_at=solved_at, final_mean=last, episodes=episodes,
+                           devices=[str(d) for d in self.devices])
 
     # ---- checkpoints --------------------------------------------------------------------------
 
@@ -549,68 +495,8 @@ class JitTrainer:
         return trainer
 
     def plot(self, path) -> None:
-        """The mean of the last 100 episodes against env steps, one line per run, as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        curves = self.curves()
-        fig, ax = plt.subplots(figsize=(7, 4))
-        if curves:
-            mean100, episodes = curves["mean100"], curves["episodes"]
-            steps = np.arange(1, mean100.shape[1] + 1) * self.steps_per_update
-            for k in range(self.num_seeds):
-                have = episodes[k] > 0
-                ax.plot(steps[have], mean100[k][have], lw=1, label=f"seed {self.seed + k}"
-                        if self.num_seeds <= 8 else None)
-        if self.reward_threshold is not None:
-            ax.axhline(self.reward_threshold, color="grey", ls="--", lw=0.8, label="threshold")
-        ax.set(xlabel="env steps (per run)", ylabel="mean return, last 100 episodes",
-               title=f"{self.env_id}, {self.config.algo}, --engine jit, {self.num_seeds} run(s)")
-        ax.legend(loc="lower right", fontsize="small")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
-
-def minibatches(tree, key, size: int):
-    """Pure: one epoch's minibatches of ``size`` from ``tree``'s env-major ``[E, T, ...]`` leaves,
-    stacked: ``[n // size, size, ...]`` (``n = E * T``; a remainder is dropped).
-
-    Stratified by env when ``size`` divides ``n`` and the number of minibatches divides ``T``:
-    each env's steps are shuffled and minibatch ``m`` holds slice ``m`` of every env's steps, env
-    by env, so a device's share of every minibatch comes from its own envs. Otherwise the
-    minibatches come from one shuffle of all ``n`` steps (the loop trainer's way).
-    """
-    E, T = jax.tree.leaves(tree)[0].shape[:2]
-    n = E * T
-    num_mb = n // size
-    flat = functools.partial(_merge_leading, 2)
-    if n % size == 0 and T % num_mb == 0:
-        order = jax.vmap(jax.random.permutation, (0, None))(jax.random.split(key, E), T)
-
-        def split(x):
-            x = jnp.take_along_axis(x, order.reshape(E, T, *[1] * (x.ndim - 2)), axis=1)
-            x = x.reshape(E, num_mb, T // num_mb, *x.shape[2:])
-            return flat(jnp.swapaxes(x, 0, 1), start=1)
-    else:
-        order = jax.random.permutation(key, n)[:num_mb * size].reshape(num_mb, size)
-
-        def split(x):
-            return flat(x)[order]
-    return jax.tree.map(split, tree)
-
-
-def _merge_leading(count: int, x, start: int = 0):
-    """``x`` with its axes ``start .. start + count - 1`` merged into one."""
-    shape = x.shape
-    return x.reshape(*shape[:start], -1, *shape[start + count:])
-
-
-def _last(metrics: dict) -> dict:
-    """The metrics of the last minibatch, except ``*/skipped``: 1 if any step was skipped."""
-    return {k: jnp.max(m) if k.endswith("/skipped") else m[-1] for k, m in metrics.items()}
+        """The learning curves as a PNG (:func:`~a2c_jax.training.plot_learning_curve`)."""
+        plot_learning_curve(self, Path(path))
 
 
 def _fetch(x) -> np.ndarray:

@@ -1,23 +1,19 @@
-"""Synchronous A2C / PPO over gymnasium vector envs, composed from the library's pure pieces.
+"""The loop engine: A2C / PPO over gymnasium vector envs, and the builders both engines share.
 
-The rollout is ``n_steps`` vector steps of ``num_envs`` envs (one jitted policy call per vector
-step); the values of every observation of the rollout, of the next observation and of the final
-observations of truncated episodes come from one jitted value call; advantages are
-:func:`~a2c_jax.reward_tracing.compute_gae` (truncation-aware); the updates are the fused steps of
-:class:`~a2c_jax.td_learning.SimpleTD` (regressing onto the GAE returns) and
-:class:`~a2c_jax.policy_objectives.VanillaPG` or :class:`~a2c_jax.policy_objectives.PPOClip`
-(with an entropy bonus), or, with ``shared_backbone``, :class:`~a2c_jax.ActorCritic`'s one step
-over both. No second copy of the maths.
+The rollout is ``n_steps`` vector steps of ``num_envs`` envs (one compiled policy call per vector
+step); its update is one compiled call of the pure
+:meth:`Learner.update <a2c_jax.training._update.Learner.update>` that the jitted engine runs in
+its ``lax.scan`` (values, GAE, epochs of minibatches, the fused steps). No second copy of the
+maths or of the orchestration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +26,23 @@ import optax
 
 from .._actor_critic import ActorCritic
 from .._core import Policy, V
+from .._core._base import raw_key
 from ..policy_objectives import PPOClip, VanillaPG
 from ..regularizers import EntropyRegularizer
-from ..reward_tracing import TransitionBatch, compute_gae
 from ..td_learning import SimpleTD
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..utils._evaluate import evaluate_greedy
+from ..utils._sync import _shared_groups
+from ..utils._trees import check_same_tree
 from ..value_losses import mse
+from ._driver import eval_seed, plot_learning_curve, run_summary
 from ._presets import TrainConfig
+from ._update import Learner, LearnerState, Rollout
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 # seeds are 0 .. 2**32 - 1: gymnasium refuses negative ones, and Policy/V reduce theirs modulo 2**32
 MAX_SEED = 2**32 - 1
+_KEY_STREAM = 7      # raw_key stream of the engines' own update keys (0, 1: init and sampling)
 
 
 def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
@@ -169,23 +170,90 @@ def build_actor_critic(td: SimpleTD, pg: VanillaPG | PPOClip,
                        vf_coef=config.vf_coef, flatten_optimizer=True)
 
 
+def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
+                  func_pi: Callable | None = None, func_v: Callable | None = None):
+    """The networks, updaters and :class:`~a2c_jax.training._update.Learner` of a run (both
+    engines build theirs here).
+
+    Returns:
+        ``(pi, v, td, pg, ac, learner)``; ``ac`` is ``None`` unless ``config.shared_backbone``.
+        When ``func_pi`` and ``func_v`` share modules (a torso) and there is no ``ac``, the learner
+        averages the shared parameters after every step (:func:`~a2c_jax.utils.sync_shared_params`).
+    """
+    if func_pi is None or func_v is None:
+        pi, v = build_functions(probe, config, seed)
+    if func_pi is not None:
+        pi = Policy(func_pi, probe, random_seed=seed)
+    if func_v is not None:
+        v = V(func_v, probe, random_seed=seed)
+    td, pg = build_updaters(pi, v, config)
+    ac = build_actor_critic(td, pg, config)
+    shares = bool(_shared_groups((pi.params, v.params)))
+    return pi, v, td, pg, ac, Learner(pi, v, td, pg, config, ac, sync_shared=shares)
+
+
+def _act(pi: Policy, params, function_state, key, S):
+    """Pure: the actions and log-probabilities for a batch, packed as one float32 array
+    ``[B, action_size + 1]`` (one device-to-host copy per vector step), and the next key."""
+    key, subkey = jax.random.split(key)
+    A, logP = pi.sample_fn(params, function_state, subkey, S)
+    flat = A.reshape(A.shape[0], -1).astype(jnp.float32)
+    return jnp.concatenate([flat, logP[:, None].astype(jnp.float32)], axis=1), key
+
+
+def _learn(learner: Learner, state: LearnerState, rollout: Rollout, hparams, key):
+    key, subkey = jax.random.split(key)
+    state, metrics = learner.update(state, rollout, hparams, subkey)
+    return state, metrics, key
+
+
 class Trainer:
-    """One training run: envs, approximators, updaters, counters; resumable from a checkpoint."""
+    """One training run of A2C or PPO over gymnasium vector envs.
+
+    Each vector step is one compiled call (the policy samples the envs' actions); each rollout's
+    update is one compiled call of :meth:`Learner.update <a2c_jax.training._update.Learner.update>`,
+    the same function the jitted engine runs inside its ``lax.scan``. The run's parameters and
+    optimizer states are :attr:`state` (a :class:`~a2c_jax.training._update.LearnerState`);
+    :attr:`pi` and :attr:`v` hand them out as :class:`~a2c_jax.Policy`/:class:`~a2c_jax.V`.
+
+    Args:
+        env_id: a gymnasium env id.
+        config: a :class:`TrainConfig`.
+        seed: seeds the networks, the envs and every key of the run.
+        asynchronous: gymnasium's ``AsyncVectorEnv`` instead of ``SyncVectorEnv``.
+        func_pi, func_v: your own Haiku functions ``func(S, is_training)`` (default: the config's
+            MLPs), as for :class:`~a2c_jax.training.JitTrainer`.
+        report_every: :meth:`run` fetches the metrics from the device and calls ``on_report``
+            every this many updates (and at the end).
+    """
+
+    engine = "loop"
+    num_seeds = 1
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0,
-                 asynchronous: bool = False):
-        self.env_id, self.config, self.seed = env_id, config, seed
+                 asynchronous: bool = False, *, func_pi: Callable | None = None,
+                 func_v: Callable | None = None, report_every: int = 100):
+        self.env_id, self.seed = env_id, seed
+        self._config = config
         self.asynchronous = asynchronous
+        self.report_every = max(1, int(report_every))
+        self.steps_per_update = config.n_steps * config.num_envs
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
-        self.pi, self.v = build_functions(probe, config, seed)
-        probe.close()
-        self.td, self.pg = build_updaters(self.pi, self.v, config)
-        #: the one updater of both with ``config.shared_backbone`` (else None: td and pg update)
-        self.ac = build_actor_critic(self.td, self.pg, config)
+        try:
+            self._pi, self._v, self.td, self.pg, self.ac, self.learner = build_learner(
+                probe, config, seed, func_pi, func_v)
+        finally:
+            probe.close()
+        #: the parameters, function states and optimizer states of the run
+        self.state: LearnerState = self.learner.init(self._pi.params, self._pi.function_state,
+                                                     self._v.params, self._v.function_state)
+        self._act_key, self._key = raw_key(seed, 1), raw_key(seed, _KEY_STREAM)
+        self._act = jax.jit(functools.partial(_act, self._pi))
+        self._learn = jax.jit(functools.partial(_learn, self.learner))
+        self._hparams_cache: tuple[Any, Any] = (None, None)
         self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
         self.obs, _ = self.envs.reset(seed=seed)
-        self._np_rng = np.random.default_rng(seed)
         K = config.num_envs
         self.ep_return, self.ep_length = np.zeros(K), np.zeros(K, np.int64)
         self.returns: list[float] = []   # every finished episode, in order
@@ -194,41 +262,68 @@ class Trainer:
         self.env_steps = self.updates = 0
         self.solved_at_step: int | None = None
         self.train_seconds = 0.0
+        self.compile_s: float | None = None
+        #: per-update metrics fetched so far, each a list of ``[1, n]`` blocks (see :meth:`curves`)
+        self.history: dict[str, list[np.ndarray]] = {}
+        self._pending: list[tuple[dict, float, int]] = []   # device metrics not fetched yet
 
-    # ---- one rollout and its updates ----------------------------------------------------------
+    @property
+    def config(self) -> TrainConfig:
+        """The run's configuration (read-only: the compiled update is built from it)."""
+        return self._config
 
-    @functools.cached_property
-    def _advantages(self):
-        c, v = self.config, self.v
-        T, K = c.n_steps, c.num_envs
+    # ---- the networks -------------------------------------------------------------------------
 
-        def advantages(params, state, rng, S_all, R, term, trunc):
-            values = v.values(params, state, rng, S_all)
-            V, next_value, finals = values[:T * K], values[T * K:T * K + K], values[T * K + K:]
-            return compute_gae(R, V.reshape(T, K), next_value, term, gamma=c.gamma,
-                               lam=c.gae_lambda, truncated=trunc, final_values=finals.reshape(T, K))
+    @property
+    def pi(self) -> Policy:
+        """The policy, holding the run's current parameters."""
+        self._pi.params, self._pi.function_state = self.state.pi_params, self.state.pi_state
+        return self._pi
 
-        return jax.jit(advantages)
+    @property
+    def v(self) -> V:
+        """The value function, holding the run's current parameters."""
+        self._v.params, self._v.function_state = self.state.v_params, self.state.v_state
+        return self._v
 
-    def _rollout(self):
+    def policy(self, run: int = 0) -> Policy:
+        """:attr:`pi` (the loop engine trains one run; ``run`` must be 0)."""
+        if run != 0:
+            raise IndexError(f"run {run} out of range: the loop engine trains 1 run")
+        return self.pi
+
+    def params(self, run: int = 0) -> tuple[Any, Any]:
+        """``(pi_params, v_params)`` on the host (``run`` must be 0)."""
+        self.policy(run)
+        return jax.device_get((self.state.pi_params, self.state.v_params))
+
+    # ---- one rollout and its update -----------------------------------------------------------
+
+    def _rollout(self) -> Rollout:
         K, T = self.config.num_envs, self.config.n_steps
         obs_shape = self.obs.shape[1:]
         S = np.zeros((T, K, *obs_shape), self.obs.dtype)
         finals = np.zeros_like(S)
-        A, logP = [], np.zeros((T, K), np.float32)
-        R, term, trunc = (np.zeros((T, K), np.float32) for _ in range(3))
+        space = self._pi.action_space
+        discrete = isinstance(space, gymnasium.spaces.Discrete)
+        A = np.zeros((T, K) if discrete else (T, K, *space.shape),
+                     np.int64 if discrete else space.dtype)
+        logP = np.zeros((T, K), np.float32)
+        R, term, trunc = np.zeros((T, K), np.float32), np.zeros((T, K), bool), np.zeros((T, K), bool)
+        st = self.state
         for t in range(T):
             S[t] = self.obs
-            a, logp = self.pi.batch(self.obs, return_logp=True)
+            packed, self._act_key = self._act(st.pi_params, st.pi_state, self._act_key, self.obs)
+            packed = np.asarray(packed)
+            a = packed[:, 0].astype(np.int64) if discrete else packed[:, :-1].reshape(A.shape[1:])
             obs, r, te, tr, info = self.envs.step(a)
-            A.append(a)
-            logP[t], R[t], term[t], trunc[t] = logp, r, te, tr & ~te
+            A[t], logP[t], R[t], term[t], trunc[t] = a, packed[:, -1], r, te, tr & ~te
             if "_final_obs" in info:
                 for k in np.flatnonzero(info["_final_obs"]):
                     finals[t, k] = info["final_obs"][k]
             self._count(r, te | tr)
             self.obs = obs
-        return S, np.stack(A), logP, R, term, trunc, finals
+        return Rollout(S, A, logP, R, term, trunc, finals, self.obs)
 
     def _count(self, rewards, ended):
         self.ep_return += rewards
@@ -243,49 +338,51 @@ class Trainer:
                     and len(self.recent) == 100 and np.mean(self.recent) >= self.reward_threshold):
                 self.solved_at_step = self.env_steps
 
-    def _update(self, S, A, logP, R, term, trunc, finals):
-        c = self.config
-        T, K = R.shape
-        flat = S.reshape(T * K, *S.shape[2:])
-        # the values of the rollout, of the next observation and of the truncations' final
-        # observations, and GAE on them: one compiled call
-        adv, ret = self._advantages(self.v.params, self.v.function_state, self.v._key,
-                                    np.concatenate([flat, self.obs, finals.reshape(flat.shape)]),
-                                    R * c.reward_scale, term, trunc)
-        adv, ret = np.asarray(adv).reshape(-1), np.asarray(ret).reshape(-1)
-        n = T * K
-        A_flat = A.reshape(n, *A.shape[2:])
-        batch = TransitionBatch(S=flat, A=A_flat, logP=logP.reshape(-1), Rn=ret.astype(np.float32),
-                                In=np.zeros(n, np.float32), S_next=flat, A_next=A_flat,
-                                logP_next=logP.reshape(-1), W=np.ones(n, np.float32),
-                                idx=np.arange(n, dtype=np.int32))
-        size = min(c.batch_size or n, n)
-        for _ in range(max(1, c.n_epochs)):
-            order = self._np_rng.permutation(n) if size < n else None
-            for start in range(0, n - size + 1, size):
-                if order is None:  # the whole rollout is the batch
-                    mb, a = batch, adv
-                else:
-                    idx = order[start:start + size]
-                    mb, a = jax.tree.map(lambda x, idx=idx: x[idx], batch), adv[idx]
-                if c.normalize_advantage:
-                    a = (a - a.mean()) / (a.std() + 1e-8)
-                if self.ac is not None:  # one step on both; its metrics hold both parts'
-                    m_v = m_pi = self.ac.update(mb, a.astype(np.float32))
-                else:
-                    m_v = self.td.update(mb)
-                    m_pi = self.pg.update(mb, a.astype(np.float32))
+    def _hparams(self):
+        """The updaters' hyperparameters as device arrays, converted again only when changed."""
+        # a copy of the values: an updater may hand out (and later change) its own dict
+        now = jax.tree.map(float, self.learner.hyperparams())
+        if now != self._hparams_cache[0]:
+            self._hparams_cache = (now, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), now))
+        return self._hparams_cache[1]
+
+    def _update(self, rollout: Rollout) -> None:
+        """The rollout's update: one compiled call; its metrics stay on the device until
+        :meth:`_fetch_metrics`."""
+        first = self.compile_s is None
+        t0 = time.perf_counter()
+        self.state, metrics, self._key = self._learn(self.state, rollout, self._hparams(),
+                                                     self._key)
+        if first:  # the first call traces and compiles: recorded, as the jit engine's compile_s
+            jax.block_until_ready(self.state)
+            self.compile_s = time.perf_counter() - t0
         self.updates += 1
-        return m_v, m_pi
+        mean100 = float(np.mean(self.recent)) if self.recent else 0.0
+        self._pending.append((metrics, mean100, len(self.returns)))
+
+    def _fetch_metrics(self) -> dict[str, np.ndarray]:
+        """Moves the pending per-update metrics into :attr:`history`; returns them, each
+        ``[1, n]`` (``n`` updates), with ``mean100`` and ``episodes`` as the jit engine has them."""
+        if not self._pending:
+            return {}
+        device, mean100, episodes = zip(*self._pending)
+        self._pending = []
+        fetched = jax.device_get(list(device))
+        block = {k: np.asarray([m[k] for m in fetched], np.float32)[None] for k in fetched[0]}
+        block["mean100"] = np.asarray(mean100, np.float32)[None]
+        block["episodes"] = np.asarray(episodes, np.int32)[None]
+        for k, val in block.items():
+            self.history.setdefault(k, []).append(val)
+        return block
 
     # ---- the run ------------------------------------------------------------------------------
 
-    def run(self, total_steps: int, progress: bool = True, on_rollout=None) -> None:
+    def run(self, total_steps: int, progress: bool = True, on_report=None) -> None:
         """Trains until ``env_steps >= total_steps`` (whole rollouts).
 
-        ``on_rollout(trainer, m_v, m_pi)`` after each rollout's updates, with the metrics of the
-        last value and policy steps (with ``shared_backbone``, ``m_v`` and ``m_pi`` are the same
-        :class:`~a2c_jax.ActorCritic` metrics).
+        ``on_report(trainer, metrics)`` every :attr:`report_every` updates and after the last,
+        ``metrics`` a dict of numpy arrays ``[1, updates since the last report]`` (the losses of
+        each update's last step, ``mean100`` and ``episodes``), as the jit engine reports chunks.
         """
         from tqdm import tqdm
 
@@ -295,52 +392,57 @@ class Trainer:
         try:
             while self.env_steps < total_steps:
                 before = self.env_steps
-                rollout = self._rollout()
-                m_v, m_pi = self._update(*rollout)
+                self._update(self._rollout())
                 bar.update(self.env_steps - before)
                 if self.recent:
                     bar.set_postfix(mean100=f"{np.mean(self.recent):.1f}", refresh=False)
-                if on_rollout is not None:
-                    on_rollout(self, m_v, m_pi)
+                if self.updates % self.report_every == 0 or self.env_steps >= total_steps:
+                    jax.block_until_ready(self.state)
+                    self.train_seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    block = self._fetch_metrics()
+                    if on_report is not None and block:
+                        on_report(self, block)
         finally:
+            jax.block_until_ready(self.state)
             self.train_seconds += time.perf_counter() - t0
             bar.close()
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of the greedy policy (``pi.mode``) over fresh episodes."""
         return evaluate_greedy(self.pi, self.env_id, episodes or self.config.eval_episodes,
-                               first_seed=1_000_000 + 1000 * self.seed)
+                               first_seed=eval_seed(self.seed))
 
-    def summary(self, engine: str = "loop") -> dict[str, Any]:
-        return {
-            "env": self.env_id, "algo": self.config.algo, "engine": engine, "seed": self.seed,
-            "num_envs": self.config.num_envs, "env_steps": self.env_steps,
-            "wall_s": round(self.train_seconds, 3),
-            "steps_per_s": round(self.env_steps / max(self.train_seconds, 1e-9), 1),
-            "solved_at_step": self.solved_at_step,
-            "final_mean_return": float(np.mean(self.recent)) if self.recent else None,
-            "episodes": len(self.returns), "updates": self.updates,
-            "reward_threshold": self.reward_threshold,
-            "config": dataclasses.asdict(self.config),
-        }
+    def curves(self) -> dict[str, np.ndarray]:
+        """Per-update metrics, each ``[1, updates]`` (the jit engine's layout)."""
+        self._fetch_metrics()
+        return {k: np.concatenate(v, axis=1) for k, v in self.history.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures, with the same keys and meanings as the jit engine's."""
+        self._fetch_metrics()
+        final = float(np.mean(self.recent)) if self.recent else None
+        return run_summary(self, solved_at=[self.solved_at_step], final_mean=[final],
+                           episodes=[len(self.returns)], devices=[str(jax.devices()[0])])
+
+    def plot(self, path: str | Path) -> None:
+        """The learning curve as a PNG (:func:`plot_learning_curve`)."""
+        plot_learning_curve(self, Path(path))
 
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        self._fetch_metrics()
         return {
             "env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
-            "pi": {"params": self.pi.params, "state": self.pi.function_state, "key": self.pi._key},
-            "v": {"params": self.v.params, "state": self.v.function_state, "key": self.v._key},
-            "td": {"opt": self.td.optimizer_state, "key": self.td._key},
-            "pg": {"opt": self.pg.optimizer_state, "key": self.pg._key},
-            "ac": None if self.ac is None else {"opt": self.ac.optimizer_state,
-                                                "key": self.ac._key},
+            "learner": jax.device_get(self.state),
+            "keys": {"act": np.asarray(self._act_key), "update": np.asarray(self._key)},
             "envs": None if self.asynchronous else self.envs, "obs": self.obs,
-            "np_rng": self._np_rng.bit_generator.state,
             "ep_return": self.ep_return, "ep_length": self.ep_length, "returns": self.returns,
             "ends": self.ends, "recent": list(self.recent), "env_steps": self.env_steps,
             "updates": self.updates, "solved_at_step": self.solved_at_step,
-            "train_seconds": self.train_seconds,
+            "train_seconds": self.train_seconds, "compile_s": self.compile_s,
+            "history": self.history,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -348,12 +450,14 @@ class Trainer:
         return save_checkpoint(path, self.state_dict())
 
     @classmethod
-    def load(cls, path: str | Path, asynchronous: bool = False) -> Trainer:
+    def load(cls, path: str | Path, asynchronous: bool = False, *,
+             func_pi: Callable | None = None, func_v: Callable | None = None) -> Trainer:
         """Rebuilds a run from :meth:`save`'s checkpoint, ready to continue.
 
         With synchronous envs the envs themselves are restored, so a resumed run continues
         exactly as an uninterrupted one would. Asynchronous envs cannot be saved; they restart
-        from a reset seeded by the step count.
+        from a reset seeded by the step count. Runs trained with your own ``func_pi``/``func_v``
+        need the same functions again.
         """
         st = load_checkpoint(path)
         if st.get("engine") == "jit":
@@ -368,46 +472,28 @@ class Trainer:
                                   "not know here")
         try:
             trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
-                          asynchronous=asynchronous)
+                          asynchronous=asynchronous, func_pi=func_pi, func_v=func_v)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path} has an invalid config or seed: {err}") from None
-        put = jax.device_put
-        try:  # the setters check tree structure and leaf shapes against the rebuilt networks
-            trainer.pi.params, trainer.pi.function_state = (put(st["pi"]["params"]),
-                                                            put(st["pi"]["state"]))
-            trainer.v.params, trainer.v.function_state = (put(st["v"]["params"]),
-                                                          put(st["v"]["state"]))
+        try:  # tree structure and leaf shapes against the rebuilt networks and optimizers
+            check_same_tree(st["learner"], trainer.state, f"{path}: the saved learner state")
         except (TypeError, ValueError) as err:
             trainer.close()
-            raise CheckpointError(f"{path}: the saved parameters do not fit the run's networks "
-                                  f"({err})") from None
-        trainer.pi._key, trainer.v._key = put(st["pi"]["key"]), put(st["v"]["key"])
-        trainer.td.optimizer_state, trainer.td._key = put(st["td"]["opt"]), put(st["td"]["key"])
-        trainer.pg.optimizer_state, trainer.pg._key = put(st["pg"]["opt"]), put(st["pg"]["key"])
-        if trainer.ac is not None:
-            ac = st.get("ac")
-            if not isinstance(ac, dict) or not {"opt", "key"} <= set(ac):
-                trainer.close()
-                raise CheckpointError(f"{path} is a shared_backbone run without the state of its "
-                                      "ActorCritic ('ac': opt, key)")
-            try:
-                trainer.ac.optimizer_state = put(ac["opt"])
-            except (TypeError, ValueError) as err:
-                trainer.close()
-                raise CheckpointError(f"{path}: the saved ActorCritic optimizer state does not "
-                                      f"fit the run's networks ({err})") from None
-            trainer.ac._key = put(ac["key"])
+            raise CheckpointError(str(err)) from None
+        put = jax.device_put
+        trainer.state = put(st["learner"])
+        trainer._act_key, trainer._key = put(st["keys"]["act"]), put(st["keys"]["update"])
         if st["envs"] is not None and not asynchronous:
             trainer.envs.close()
             trainer.envs, trainer.obs = st["envs"], st["obs"]
         else:
             trainer.obs, _ = trainer.envs.reset(seed=st["seed"] + st["env_steps"])
-        trainer._np_rng.bit_generator.state = st["np_rng"]
         trainer.ep_return, trainer.ep_length = st["ep_return"], st["ep_length"]
         trainer.returns, trainer.ends = list(st["returns"]), list(st["ends"])
         trainer.recent.extend(st["recent"])
         trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
         trainer.solved_at_step, trainer.train_seconds = st["solved_at_step"], st["train_seconds"]
+        trainer.compile_s, trainer.history = st["compile_s"], st["history"]
         return trainer
 
     def close(self) -> None:
@@ -417,12 +503,10 @@ class Trainer:
 # the entries of Trainer.state_dict that Trainer.load reads (a nested dict lists sub-entries)
 _STATE_ENTRIES = {
     "env_id": None, "seed": None, "config": None,
-    "pi": {"params": None, "state": None, "key": None},
-    "v": {"params": None, "state": None, "key": None},
-    "td": {"opt": None, "key": None}, "pg": {"opt": None, "key": None},
-    "envs": None, "obs": None, "np_rng": None, "ep_return": None, "ep_length": None,
+    "learner": None, "keys": {"act": None, "update": None},
+    "envs": None, "obs": None, "ep_return": None, "ep_length": None,
     "returns": None, "ends": None, "recent": None, "env_steps": None, "updates": None,
-    "solved_at_step": None, "train_seconds": None,
+    "solved_at_step": None, "train_seconds": None, "compile_s": None, "history": None,
 }
 
 
@@ -448,41 +532,3 @@ def _weighted_mse(weight, y_true, y_pred, w=None):
 
 def _tuples(config: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-
-
-def plot_learning_curve(trainer: Trainer, path: Path) -> None:
-    """Mean return of the last 100 episodes against env steps, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    r = np.asarray(trainer.returns)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if len(r):
-        mean100 = [r[max(0, i - 99): i + 1].mean() for i in range(len(r))]
-        ax.plot(trainer.ends, mean100, label="mean of the last 100 episodes")
-        ax.plot(trainer.ends, r, ".", ms=2, alpha=0.3, label="episode return")
-    if trainer.reward_threshold is not None:
-        ax.axhline(trainer.reward_threshold, color="grey", ls="--", lw=0.8, label="threshold")
-    ax.set(xlabel="env steps", ylabel="return",
-           title=f"{trainer.env_id}, {trainer.config.algo}, seed {trainer.seed}")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Writes JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    tmp.replace(path)
-
-
-def _json_default(x):
-    if isinstance(x, (np.integer, np.floating)):
-        return x.item()
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
