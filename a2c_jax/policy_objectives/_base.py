@@ -13,7 +13,9 @@ import optax
 
 from .._core import Policy
 from .._core._updater import BaseUpdater
+from ..proba_dists import DistParams
 from ..regularizers import Regularizer
+from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics
 
 
@@ -39,7 +41,8 @@ class PolicyObjective(BaseUpdater):
     Args:
         pi: the :class:`~a2c_jax.Policy` to update.
         optimizer: an optax optimizer (default ``optax.adam(1e-3)``).
-        regularizer: e.g. :class:`~a2c_jax.regularizers.EntropyRegularizer`.
+        regularizer: e.g. :class:`~a2c_jax.regularizers.EntropyRegularizer`. Read when the step is
+            compiled, so :attr:`regularizer` is read-only; its ``beta`` is traced and may change.
     """
 
     #: whether :meth:`objective` reads ``transition_batch.logP``
@@ -79,8 +82,9 @@ class PolicyObjective(BaseUpdater):
         return {"objective": self.objective_hyperparams, "regularizer": reg}
 
     @abc.abstractmethod
-    def objective(self, log_pi: chex.Array, dist_params: dict, transition_batch, Adv: chex.Array,
-                  hparams: dict) -> tuple[chex.Array, dict[str, chex.Array]]:
+    def objective(self, log_pi: chex.Array, dist_params: DistParams,
+                  transition_batch: TransitionBatch, Adv: chex.Array,
+                  hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         """Pure: the scalar objective to *maximise*, and a dict of extra metrics.
 
         Args:
@@ -91,7 +95,10 @@ class PolicyObjective(BaseUpdater):
             hparams: :attr:`objective_hyperparams`, as traced scalars.
         """
 
-    def loss_fn(self, params, function_state, hparams, rng, transition_batch, Adv):
+    def loss_fn(self, params: Any, function_state: Any, hparams: dict[str, Any],
+                rng: chex.PRNGKey | None, transition_batch: TransitionBatch, Adv: chex.Array
+                ) -> tuple[chex.Array, tuple[dict[str, chex.Array], Any, None]]:
+        """Pure: ``loss, (metrics, new_function_state, None)``, the loss ``-objective + penalty``."""
         pi = self.pi
         dist_params, new_state = pi.function(params, function_state, rng, transition_batch.S, True)
         log_pi = pi.proba_dist.log_proba(dist_params, transition_batch.A)
@@ -109,7 +116,7 @@ class PolicyObjective(BaseUpdater):
             metrics = {**metrics, "entropy": jnp.mean(pi.proba_dist.entropy(dist_params))}
         return loss, (metrics, new_state, None)
 
-    def _check_inputs(self, transition_batch, Adv) -> None:
+    def _check_inputs(self, transition_batch: TransitionBatch, Adv: Any) -> None:
         self._check_batch(transition_batch)
         n = transition_batch.batch_size
         if np.shape(Adv) != (n,):
@@ -135,7 +142,7 @@ class PolicyObjective(BaseUpdater):
             raise ValueError(f"{type(self).__name__} needs the batch's logP (log π(A|S) at "
                              "collection time); record it with tracer.add(..., logp)")
 
-    def update(self, transition_batch, Adv) -> Metrics:
+    def update(self, transition_batch: TransitionBatch, Adv: Any) -> Metrics:
         """One fused gradient step on the batch; updates ``pi.params``. Returns the metrics.
 
         Args:
@@ -146,7 +153,8 @@ class PolicyObjective(BaseUpdater):
         metrics, _ = self._run_step(transition_batch, Adv)
         return metrics
 
-    def grads_and_metrics(self, transition_batch, Adv):
+    def grads_and_metrics(self, transition_batch: TransitionBatch, Adv: Any
+                          ) -> tuple[Any, Any, Metrics]:
         """The gradients without applying them: ``(grads, function_state, metrics)``."""
         self._check_inputs(transition_batch, Adv)
         grads, state, metrics, _ = self._run_grads(transition_batch, Adv)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+from typing import Any
 
+import chex
+import jax.numpy as jnp
+import optax
+
+from .._core import Policy
 from ..functional import clip_fraction, clipped_surrogate_loss, importance_ratio
+from ..proba_dists import DistParams
+from ..regularizers import Regularizer
+from ..reward_tracing import TransitionBatch
 from ._base import PolicyObjective
 
 
@@ -25,7 +33,8 @@ class PPOClip(PolicyObjective):
 
     requires_logp = True
 
-    def __init__(self, pi, optimizer=None, regularizer=None, epsilon: float = 0.2, *,
+    def __init__(self, pi: Policy, optimizer: optax.GradientTransformation | None = None,
+                 regularizer: Regularizer | None = None, epsilon: float = 0.2, *,
                  flatten_optimizer: bool | None = None):
         super().__init__(pi, optimizer, regularizer, flatten_optimizer=flatten_optimizer)
         self.epsilon = epsilon
@@ -41,7 +50,9 @@ class PPOClip(PolicyObjective):
             raise ValueError(f"epsilon must be > 0, got {value}")
         self.objective_hyperparams["epsilon"] = value
 
-    def objective(self, log_pi, dist_params, transition_batch, Adv, hparams):
+    def objective(self, log_pi: chex.Array, dist_params: DistParams,
+                  transition_batch: TransitionBatch, Adv: chex.Array,
+                  hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         eps, logp_old = hparams["epsilon"], transition_batch.logP
         loss = clipped_surrogate_loss(log_pi, logp_old, Adv, eps, transition_batch.W)
         ratio = importance_ratio(log_pi, logp_old)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import chex
+
 from ..functional import policy_gradient_loss
+from ..proba_dists import DistParams
+from ..reward_tracing import TransitionBatch
 from ._base import PolicyObjective
 
 
@@ -14,5 +20,7 @@ class VanillaPG(PolicyObjective):
     :func:`a2c_jax.functional.policy_gradient_loss`.
     """
 
-    def objective(self, log_pi, dist_params, transition_batch, Adv, hparams):
+    def objective(self, log_pi: chex.Array, dist_params: DistParams,
+                  transition_batch: TransitionBatch, Adv: chex.Array,
+                  hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         return -policy_gradient_loss(log_pi, Adv, transition_batch.W), {}

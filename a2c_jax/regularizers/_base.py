@@ -5,6 +5,11 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import chex
+
+from ..proba_dists import DistParams
+from ..reward_tracing import TransitionBatch
+
 
 class Regularizer(abc.ABC):
     """A term added to a policy objective's *loss*, as a pure function of the distribution params.
@@ -51,7 +56,8 @@ class Regularizer(abc.ABC):
         self.hyperparams["beta"] = value
 
     @abc.abstractmethod
-    def penalty(self, dist_params, transition_batch, hparams) -> tuple[Any, dict[str, Any]]:
+    def penalty(self, dist_params: DistParams, transition_batch: TransitionBatch,
+                hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         """Pure: ``(penalty, metrics)``; ``penalty`` is a scalar added to the loss."""
 
     def __repr__(self) -> str:

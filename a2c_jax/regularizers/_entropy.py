@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import chex
 import jax.numpy as jnp
 
 from ..functional import entropy_loss
+from ..proba_dists import DistParams
+from ..reward_tracing import TransitionBatch
 from ._base import Regularizer
 
 
@@ -19,7 +24,8 @@ class EntropyRegularizer(Regularizer):
             recompiling.
     """
 
-    def penalty(self, dist_params, transition_batch, hparams):
+    def penalty(self, dist_params: DistParams, transition_batch: TransitionBatch,
+                hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         dist = self.f.proba_dist
         penalty = hparams["beta"] * entropy_loss(dist, dist_params, transition_batch.W)
         # the metric is unweighted; under jit XLA computes the entropy once for both

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import jax.numpy as jnp
 import numpy as np
 
 from ..functional import kl_divergence, kl_divergence_loss
+from ..proba_dists import DistParams
+from ..reward_tracing import TransitionBatch
 from ._base import Regularizer
 
 
@@ -59,7 +62,8 @@ class KLDivRegularizer(Regularizer):
             out[k] = x
         self.hyperparams["priors"] = out
 
-    def penalty(self, dist_params, transition_batch, hparams):
+    def penalty(self, dist_params: DistParams, transition_batch: TransitionBatch,
+                hparams: dict[str, Any]) -> tuple[chex.Array, dict[str, chex.Array]]:
         dist, priors = self.f.proba_dist, hparams["priors"]
         penalty = hparams["beta"] * kl_divergence_loss(dist, dist_params, priors, transition_batch.W)
         # the metric is unweighted; under jit XLA computes the divergence once for both

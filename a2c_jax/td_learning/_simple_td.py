@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -11,6 +13,7 @@ import optax
 from .._core import V
 from .._core._updater import BaseUpdater
 from ..functional import n_step_target, td_error_from_loss, value_loss
+from ..reward_tracing import TransitionBatch
 from ..utils._metrics import Metrics
 from ..value_losses import huber
 
@@ -38,6 +41,12 @@ class SimpleTD(BaseUpdater):
         loss_function: ``loss(y_true, y_pred, w) -> scalar``, the weighted mean over the batch;
             default :func:`a2c_jax.value_losses.huber` with ``delta=1``, as coax. With a
             ``value_transform`` the regression is in the transformed space.
+
+    ``loss_function`` and ``v_targ`` are read when the step is compiled, so they are read-only
+    afterwards (assigning one raises ``AttributeError``; build a new ``SimpleTD``). The target's
+    *parameters* are passed to every step: ``v_targ.soft_update(v, tau)`` takes effect at once.
+    The regression itself is :func:`a2c_jax.functional.value_loss` onto
+    :func:`a2c_jax.functional.n_step_target`.
     """
 
     def __init__(self, v: V, v_targ: V | None = None,
@@ -97,8 +106,9 @@ class SimpleTD(BaseUpdater):
             return out, G, out
         return transform[1](out), transform[0](G), out
 
-    def td_error_fn(self, params, function_state, rng, transition_batch, target_params=None,
-                    target_state=None):
+    def td_error_fn(self, params: Any, function_state: Any, rng: chex.PRNGKey | None,
+                    transition_batch: TransitionBatch, target_params: Any = None,
+                    target_state: Any = None) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Pure: ``(G, V, td_error)``, each ``[B]``, under the given params (evaluation mode).
 
         ``G`` and ``V`` are in value space; ``td_error = -B * dL/dv(S)`` (see the class).
@@ -123,8 +133,12 @@ class SimpleTD(BaseUpdater):
         Rn, In = jnp.asarray(transition_batch.Rn, dtype), jnp.asarray(transition_batch.In, dtype)
         return n_step_target(Rn, In, v_next)
 
-    def loss_fn(self, params, function_state, hparams, rng, transition_batch, target_params,
-                target_state):
+    def loss_fn(self, params: Any, function_state: Any, hparams: dict[str, Any],
+                rng: chex.PRNGKey | None, transition_batch: TransitionBatch, target_params: Any,
+                target_state: Any) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any, jax.Array]]:
+        """Pure: ``loss, (metrics, new_function_state, td_error)``: the value loss of ``v(S)``
+        against :func:`~a2c_jax.functional.n_step_target` (:func:`~a2c_jax.functional.value_loss`)
+        and coax's TD error (:func:`~a2c_jax.functional.td_error_from_loss`), ``[B]``."""
         rng_targ, rng = (None, None) if rng is None else jax.random.split(rng)
         G = self._target(params, function_state, rng_targ, transition_batch, target_params,
                          target_state)
@@ -136,7 +150,8 @@ class SimpleTD(BaseUpdater):
                    "value": jnp.mean(V)}
         return loss, (metrics, new_state, td_error)
 
-    def update(self, transition_batch, return_td_error: bool = False):
+    def update(self, transition_batch: TransitionBatch, return_td_error: bool = False
+               ) -> Metrics | tuple[Metrics, jax.Array]:
         """One fused gradient step on the batch; updates ``v.params``.
 
         Returns:
@@ -149,13 +164,13 @@ class SimpleTD(BaseUpdater):
         metrics, td_error = self._run_step(transition_batch, *self._target_args())
         return (metrics, td_error) if return_td_error else metrics
 
-    def grads_and_metrics(self, transition_batch):
+    def grads_and_metrics(self, transition_batch: TransitionBatch) -> tuple[Any, Any, Metrics]:
         """The gradients without applying them: ``(grads, function_state, metrics)``."""
         self._check_batch(transition_batch)
         grads, state, metrics, _ = self._run_grads(transition_batch, *self._target_args())
         return grads, state, Metrics(self._metric_keys["grads"], metrics)
 
-    def td_error(self, transition_batch):
+    def td_error(self, transition_batch: TransitionBatch) -> jax.Array:
         """``-B * dL/dv(S)`` for the batch, ``[B]``, with the current parameters (evaluation mode)."""
         self._check_batch(transition_batch)
         v = self.v
