@@ -26,6 +26,157 @@ settings.register_profile("a2c_jax", derandomize=True, database=None, deadline=N
 settings.load_profile("a2c_jax")
 
 
+# ---- the fast tier: `make test-fast` runs `pytest -m "not slow"` ---------------------------------
+# Measured with `pytest -n 2 --durations=0` (December 2026, the 2-core machine, shared with other
+# jobs: load average ~8): whole modules whose tests train, run scripts, notebooks or subprocesses,
+# and the tests of other modules that took over 4 s there (about 1 s on an idle machine; most
+# compile an update). `make test` still runs everything. A test id without brackets covers every
+# parametrization; with brackets, just that one. A new test that compiles an updater belongs here.
+SLOW_MODULES = {
+    "test_coax_examples.py",  # coax's example scripts, run end to end
+    "test_docs.py",  # mkdocs build --strict
+    "test_donation.py",  # update loops checking donated buffers
+    "test_jit_engine.py",  # compiles and trains the fully-jitted engine
+    "test_notebooks.py",  # executes every notebook
+    "test_one_core.py",  # both engines compiled and compared on the same rollouts
+    "test_scripts_and_learning.py",  # the benchmark scripts and learning thresholds
+    "test_training.py",  # the Trainer and `a2c-jax train` end to end
+}
+SLOW_TESTS = {
+    "test_actor_critic.py::test_bad_vf_coef_raises",
+    "test_actor_critic.py::test_check_inputs_is_public_and_the_union_is_a_view",
+    "test_actor_critic.py::test_default_optimizer_is_seed000s",
+    "test_actor_critic.py::test_donates_and_keeps_what_others_hold",
+    "test_actor_critic.py::test_hyperparameters_are_traced",
+    "test_actor_critic.py::test_matches_seed000_torch_agent",
+    "test_actor_critic.py::test_non_finite_step_is_skipped",
+    "test_actor_critic.py::test_pure_step_in_a_scan",
+    "test_actor_critic.py::test_separate_networks_work_too",
+    "test_actor_critic.py::test_shared_module_gets_the_sum_of_both_gradients",
+    "test_actor_critic.py::test_shared_module_with_other_dtype_raises",
+    "test_actor_critic.py::test_shared_module_with_other_shapes_raises",
+    "test_actor_critic.py::test_shared_module_with_other_structure_raises",
+    "test_actor_critic.py::test_swapped_or_wrong_kinds_raise",
+    "test_actor_critic.py::test_update_metrics_and_both_hold_the_torso",
+    "test_actor_critic.py::test_v_takes_the_policys_torso_at_construction",
+    "test_cli_errors.py::test_a_subprocess_gets_one_line_and_status_2",
+    "test_cli_errors.py::test_damaged_checkpoint_on_the_command_line",
+    "test_cli_errors.py::test_every_single_bit_flip_is_refused",
+    "test_cli_errors.py::test_format_1_files_without_a_checksum_still_load",
+    "test_cli_errors.py::test_nested_missing_or_mismatched_entries_are_refused",
+    "test_coax_surface.py::test_composite_observations_reach_func_as_batched_pytrees",
+    "test_coax_surface.py::test_copy_deep_is_independent",
+    "test_coax_surface.py::test_kl_div_regularizer_errors",
+    "test_coax_surface.py::test_kl_div_regularizer_gradient",
+    "test_coax_surface.py::test_soft_update_against_numpy",
+    "test_coax_surface.py::test_soft_update_errors",
+    "test_coax_surface.py::test_soft_update_policy_target_follows",
+    "test_coax_surface.py::test_td_error_under_a_value_transform",
+    "test_coax_surface.py::test_v_with_value_transform_object",
+    "test_core.py::test_pi_batch_shapes",
+    "test_core.py::test_pi_box_actions_in_bounds_and_logp_consistent",
+    "test_core.py::test_pi_logp_is_exact_log_softmax",
+    "test_core.py::test_pi_seeded_sampling_reproducible",
+    "test_core.py::test_setters_convert_float_dtypes_and_refuse_other_kinds",
+    "test_core.py::test_v_copy_is_independent",
+    "test_core.py::test_v_matches_numpy_forward",
+    "test_core.py::test_v_pure_function_jit_and_eager_agree",
+    "test_core.py::test_v_value_transform",
+    "test_core.py::test_wrong_observation_shape",
+    "test_custom_updater.py::test_custom_objective_gradient_matches_reference",
+    "test_custom_updater.py::test_custom_value_loss_subclass",
+    "test_dispatch_and_flat.py::test_an_optimizer_that_raises_in_the_probe_falls_back",
+    "test_dispatch_and_flat.py::test_backends_started_probe_uses_public_config_and_changes_nothing",
+    "test_dispatch_and_flat.py::test_cpu_dispatch_choice",
+    "test_dispatch_and_flat.py::test_flat_and_leafwise_updates_agree",
+    "test_dispatch_and_flat.py::test_flat_only_for_element_wise_optimizers[optimizer0-True]",
+    "test_dispatch_and_flat.py::test_flat_only_for_element_wise_optimizers[optimizer2-True]",
+    "test_dispatch_and_flat.py::test_flat_only_for_element_wise_optimizers[optimizer3-False]",
+    "test_dispatch_and_flat.py::test_flat_only_for_element_wise_optimizers[optimizer4-False]",
+    "test_dispatch_and_flat.py::test_flatten_optimizer_false_skips_the_probe",
+    "test_dispatch_and_flat.py::test_tree_aware_optimizers_fall_back_and_train",
+    "test_gae.py::test_batched_equals_each_column",
+    "test_no_recompile.py::test_pi_call_compiles_once",
+    "test_no_recompile.py::test_simple_td_update_compiles_once",
+    "test_no_recompile.py::test_sync_compiles_once_and_calls_stay_cached",
+    "test_no_recompile.py::test_vanilla_pg_update_compiles_once",
+    "test_package.py::test_import_has_no_side_effects",
+    "test_policy_objectives.py::test_bad_inputs",
+    "test_policy_objectives.py::test_batch_fields_with_the_wrong_rows_are_refused_by_every_updater",
+    "test_policy_objectives.py::test_entropy_regularizer_gradient",
+    "test_policy_objectives.py::test_fused_step_under_user_jit_and_scan",
+    "test_policy_objectives.py::test_hyperparameter_change_does_not_recompile",
+    "test_policy_objectives.py::test_loss_fn_jit_and_eager_agree",
+    "test_policy_objectives.py::test_non_finite_gradient_is_skipped",
+    "test_policy_objectives.py::test_ppo_clip_equals_vanilla_pg_at_ratio_one",
+    "test_policy_objectives.py::test_ppo_clip_gradient_off_policy",
+    "test_policy_objectives.py::test_regularizer_and_action_checks",
+    "test_policy_objectives.py::test_vanilla_pg_gradient",
+    "test_policy_objectives.py::test_vanilla_pg_update_is_one_sgd_step",
+    "test_proba_dists.py::test_categorical_jit_matches_eager",
+    "test_proba_dists.py::test_normal_jit_matches_eager",
+    "test_proba_dists.py::test_normal_unbounded_formulas",
+    "test_proba_dists.py::test_policy_return_logp_is_atom_mass",
+    "test_proba_dists.py::test_squashed_cap_frequency_matches_atom_mass",
+    "test_proba_dists.py::test_squashed_capped_action_scores_atom_mass",
+    "test_proba_dists.py::test_squashed_gradients_finite_at_caps_and_inside[-20.0]",
+    "test_proba_dists.py::test_squashed_interior_log_proba_unchanged[0.0-0.0]",
+    "test_proba_dists.py::test_squashed_log_proba_is_derivative_of_cdf[0.0-0.0]",
+    "test_proba_dists.py::test_squashed_mixed_bounds_log_proba",
+    "test_proba_dists.py::test_squashed_samples_in_bounds_and_distributed",
+    "test_public_doors.py::test_apply_batches_under_vmap",
+    "test_public_doors.py::test_fresh_state_in_the_pure_step_equals_update",
+    "test_public_doors.py::test_init_reproduces_the_constructor_bitwise[Policy]",
+    "test_public_doors.py::test_init_reproduces_the_constructor_bitwise[V]",
+    "test_public_doors.py::test_init_under_vmap_over_keys",
+    "test_state_dict.py::test_function_layout",
+    "test_state_dict.py::test_function_refuses_bad_entries[path0-value0-ValueError-words0]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path10-1-ValueError-words10]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path2-value2-ValueError-words2]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path3-value3-TypeError-words3]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path4-value4-TypeError-words4]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path5-delete-ValueError-words5]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path6-value6-ValueError-words6]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path7-value7-TypeError-words7]",
+    "test_state_dict.py::test_function_refuses_bad_entries[path9-delete-ValueError-words9]",
+    "test_state_dict.py::test_python_scalars_for_scalar_entries",
+    "test_state_dict.py::test_round_trip_gives_identical_updates",
+    "test_state_dict.py::test_round_trip_of_the_live_dicts_in_place",
+    "test_state_dict.py::test_updater_refuses_bad_entries[path0-value0-ValueError-words0]",
+    "test_sync.py::test_recipe_loop_with_sync_and_donation",
+    "test_sync.py::test_unscoped_heads_with_different_shapes_raise",
+    "test_td_learning.py::test_grads_and_metrics_then_apply_equals_update",
+    "test_td_learning.py::test_non_finite_reward_skips_update",
+    "test_td_learning.py::test_pure_step_under_jit_matches_update",
+    "test_td_learning.py::test_sgd_step_matches_numpy_gradient",
+    "test_td_learning.py::test_simple_td_rejects_bad_inputs",
+    "test_td_learning.py::test_td_error_fn_jit_and_eager_agree",
+    "test_td_learning.py::test_td_error_is_minus_b_dloss_dv",
+    "test_td_learning.py::test_update_returns_pre_update_td_error",
+    "test_td_learning.py::test_v_targ_copy_used_for_target",
+    "test_td_learning.py::test_value_loss_metric",
+    "test_trace_time_attributes.py::test_policy_objective_regularizer_and_regularizer_f_are_read_only",
+    "test_trace_time_attributes.py::test_simple_td_loss_function_and_v_targ_are_read_only",
+    "test_trace_time_attributes.py::test_the_read_only_check_comes_before_any_update",
+    "test_trace_time_attributes.py::test_traced_hyperparameters_change_the_step_without_recompiling",
+    "test_vector_and_rng.py::test_functions_that_draw_random_numbers_get_keys",
+}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    module = item.path.name
+    if module in SLOW_MODULES:
+        return True
+    test = item.nodeid.split("::", 1)[1] if "::" in item.nodeid else ""
+    return f"{module}::{test}" in SLOW_TESTS or f"{module}::{test.split('[')[0]}" in SLOW_TESTS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
 # ---- Haiku functions (coax recipe layout) --------------------------------------------------------
 
 
