@@ -6,6 +6,12 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when needed at run time: `a2c-jax --help` stays fast
+    import jax
+
+    from .training import JitTrainer, TrainConfig, Trainer
 
 CHECKPOINT = "checkpoint.pkl"
 
@@ -76,7 +82,7 @@ def _check_out(out: Path) -> None:
         raise UsageError(f"cannot write to --out {str(out)!r}: {err.strerror or err}") from None
 
 
-def train(args) -> int:
+def train(args: argparse.Namespace) -> int:
     _check_env(args.env)
     if args.steps is not None and args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
@@ -115,7 +121,7 @@ def train(args) -> int:
                  progress=not args.no_progress, setup_s=time.perf_counter() - t0)
 
 
-def _devices(args):
+def _devices(args: argparse.Namespace) -> list[jax.Device]:
     import jax
 
     devices = jax.devices()
@@ -127,7 +133,7 @@ def _devices(args):
     return devices
 
 
-def _new(args, config, seed: int):
+def _new(args: argparse.Namespace, config: TrainConfig, seed: int) -> Trainer | JitTrainer:
     """A new run of ``args.engine``."""
     if args.engine == "loop":
         from .training import Trainer
@@ -142,7 +148,7 @@ def _new(args, config, seed: int):
         raise UsageError(str(err)) from None
 
 
-def _load(args, ckpt: Path):
+def _load(args: argparse.Namespace, ckpt: Path) -> Trainer | JitTrainer:
     """The run saved in ``ckpt``, for ``args.engine``."""
     from .utils import CheckpointError
 
@@ -161,7 +167,7 @@ def _load(args, ckpt: Path):
         raise UsageError(str(err)) from None
 
 
-def _check_resumed(args, trainer, ckpt: Path) -> None:
+def _check_resumed(args: argparse.Namespace, trainer: Trainer | JitTrainer, ckpt: Path) -> None:
     """A resumed run keeps its own settings: an option given that contradicts them is an error."""
     if trainer.env_id != args.env:
         raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
@@ -179,7 +185,8 @@ def _check_resumed(args, trainer, ckpt: Path) -> None:
                          "resume it, or choose another --out")
 
 
-def _run_settings(args, suffix: str):
+def _run_settings(args: argparse.Namespace,
+                  suffix: str) -> tuple[str, TrainConfig, int, int, Path, Path]:
     """``(algo, config, steps, seed, out, checkpoint)`` of a new run from the command's options;
     the output directory is checked for writing."""
     algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
@@ -192,7 +199,8 @@ def _run_settings(args, suffix: str):
     return algo, config, steps, seed, out, out / CHECKPOINT
 
 
-def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
+def _algo_and_config(env_id: str, algo: str | None,
+                     num_envs: int | None) -> tuple[str, TrainConfig]:
     import gymnasium
 
     from .training import preset
@@ -216,7 +224,7 @@ def _algo_and_config(env_id: str, algo: str | None, num_envs: int | None):
     return algo, config
 
 
-def evaluate(args) -> int:
+def evaluate(args: argparse.Namespace) -> int:
     from .training import Trainer
     from .utils import CheckpointError, load_checkpoint
 

@@ -114,7 +114,7 @@ def _json_default(x: Any) -> Any:
 class _Checkpointer:
     """Saves the run every ``every`` env steps (never when ``every`` is 0)."""
 
-    def __init__(self, trainer: Any, path: Path, every: int):
+    def __init__(self, trainer: Any, path: Path, every: int) -> None:
         self.path, self.every = path, every
         self.next = trainer.env_steps + every if every else None
 
@@ -128,7 +128,7 @@ class _TensorBoard:
     """One writer per run (``tensorboard/seed_S``); every ``every`` updates: ``episode/mean100``
     (once the run has finished an episode) and every loss metric, at the env step of that update."""
 
-    def __init__(self, trainer: Any, out: Path, total_steps: int):
+    def __init__(self, trainer: Any, out: Path, total_steps: int) -> None:
         from tensorboardX import SummaryWriter
 
         self.writers = [SummaryWriter(str(out / "tensorboard" / f"seed_{trainer.seed + k}"))

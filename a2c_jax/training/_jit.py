@@ -38,8 +38,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+import chex
 import gymnasium
 import jax
 import jax.numpy as jnp
@@ -76,7 +77,7 @@ def check_jax_native(env_id: str) -> None:
                           f"{', '.join(JAX_NATIVE_ENVS)}); use --engine loop")
 
 
-def make_jax_env(env_id: str):
+def make_jax_env(env_id: str) -> tuple[Any, Any]:
     """gymnax's ``(env, env_params)`` for a gymnasium id in :data:`JAX_NATIVE_ENVS`."""
     check_jax_native(env_id)
     try:
@@ -86,7 +87,8 @@ def make_jax_env(env_id: str):
     return gymnax.make(env_id)
 
 
-def record_episodes(ring, episodes, returns, done):
+def record_episodes(ring: chex.Array, episodes: chex.Array, returns: chex.Array,
+                    done: chex.Array) -> tuple[chex.Array, chex.Array]:
     """Pure: writes the returns of the episodes that ended (``done``) into the ring of the last
     ``len(ring)`` returns; ``(ring, episodes)`` after.
 
@@ -102,7 +104,8 @@ def record_episodes(ring, episodes, returns, done):
     return ring, episodes + n_done
 
 
-def means_after_each_episode(ring, episodes, returns, done):
+def means_after_each_episode(ring: chex.Array, episodes: chex.Array, returns: chex.Array,
+                             done: chex.Array) -> tuple[chex.Array, chex.Array]:
     """Pure: for each env whose episode ended (``done``), the number of finished episodes and the
     mean of the last ``len(ring)`` returns right after that episode is counted, in env order (the
     loop trainer's check after every episode). Entries where ``done`` is False are meaningless.
@@ -116,7 +119,7 @@ def means_after_each_episode(ring, episodes, returns, done):
     return count, total / jnp.minimum(count, size)
 
 
-def ring_mean(ring, episodes):
+def ring_mean(ring: chex.Array, episodes: chex.Array) -> chex.Array:
     """The mean of the last ``min(episodes, len(ring))`` returns (0 before the first episode);
     unwritten slots hold zeros."""
     return jnp.sum(ring) / jnp.maximum(jnp.minimum(episodes, ring.shape[0]), 1)
@@ -174,8 +177,8 @@ class JitTrainer:
     engine = "jit"
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
-                 devices: list | None = None, env_params: Any = None, *,
-                 func_pi: Callable | None = None, func_v: Callable | None = None):
+                 devices: list[jax.Device] | None = None, env_params: Any = None, *,
+                 func_pi: Callable | None = None, func_v: Callable | None = None) -> None:
         if num_seeds < 1:
             raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
         self.env_id, self.seed, self.num_seeds = env_id, seed, num_seeds
@@ -203,7 +206,7 @@ class JitTrainer:
         self.compile_s: float | None = None
         self.train_seconds = 0.0
         self.history: dict[str, list[np.ndarray]] = {}
-        self._compiled: dict[int, Any] = {}
+        self._compiled: dict[int, jax.stages.Compiled] = {}
         self._shardings = self._make_shardings()
         self.state = self._init_state()
 
@@ -227,11 +230,12 @@ class JitTrainer:
 
     def _check_spaces(self) -> None:
         obs_shape = self.env.observation_space(self.env_params).shape
-        if tuple(obs_shape) != tuple(self.pi.observation_space.shape):
+        expected = self.pi.observation_space.shape  # None never: the trainer's spaces have one
+        if expected is None or tuple(obs_shape) != tuple(expected):
             raise EngineError(f"gymnax's {self.env_id} observations have shape {obs_shape}, "
-                              f"gymnasium's {self.pi.observation_space.shape}")
+                              f"gymnasium's {expected}")
 
-    def _init_one(self, seed):
+    def _init_one(self, seed: tuple[chex.PRNGKey, chex.PRNGKey]) -> EngineState:
         """The initial state of one run (pure; vmapped over the runs' seeds)."""
         init_key, key = seed
         pi, v, c = self.pi, self.v, self.config
@@ -260,7 +264,7 @@ class JitTrainer:
         init = jax.jit(jax.vmap(self._init_one), out_shardings=self._shardings)
         return init((jnp.asarray(init_keys), jnp.asarray(keys)))
 
-    def _make_shardings(self):
+    def _make_shardings(self) -> EngineState:
         """Per-leaf shardings of the state: env leaves split over the mesh, the rest replicated."""
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -279,7 +283,7 @@ class JitTrainer:
 
     # ---- the pure core ------------------------------------------------------------------------
 
-    def _env_step(self, st: EngineState, _):
+    def _env_step(self, st: EngineState, _: None) -> tuple[EngineState, tuple[chex.Array, ...]]:
         """One vector step of every env: act, step, count; returns the transition."""
         c = self.config
         key, k_pi, k_env = jax.random.split(st.key, 3)
@@ -304,22 +308,26 @@ class JitTrainer:
                          ring=ring, episodes=episodes, vector_steps=vector_steps, solved_at=solved_at)
         return st, transition
 
-    def _update(self, hparams, st: EngineState, _):
+    def _update(self, hparams: dict[str, Any], st: EngineState,
+                _: None) -> tuple[EngineState, dict[str, chex.Array]]:
         """One rollout of ``n_steps`` and its updates (:meth:`Learner.update
         <a2c_jax.training._update.Learner.update>`): the body of the chunk's scan."""
-        st, rollout = jax.lax.scan(self._env_step, st, None, length=self.config.n_steps)
+        st, transitions = jax.lax.scan(self._env_step, st, None, length=self.config.n_steps)
+        S, A, logP, R, terminated, truncated, final_S = transitions
         key, k_upd = jax.random.split(st.key)
         learner = LearnerState(st.pi_params, st.pi_state, st.pi_opt, st.v_params, st.v_state,
                                st.v_opt)
-        learner, metrics = self.learner.update(learner, Rollout(*rollout, S_next=st.obs), hparams,
-                                               k_upd)
+        rollout = Rollout(S=S, A=A, logP=logP, R=R, terminated=terminated, truncated=truncated,
+                          final_S=final_S, S_next=st.obs)
+        learner, metrics = self.learner.update(learner, rollout, hparams, k_upd)
         st = st._replace(key=key, **learner._asdict())
         metrics["mean100"] = ring_mean(st.ring, st.episodes)
         metrics["episodes"] = st.episodes
         return st, metrics
 
-    def _chunk(self, st: EngineState, hparams, length: int):
-        def one_run(st):
+    def _chunk(self, st: EngineState, hparams: dict[str, Any],
+               length: int) -> tuple[EngineState, dict[str, chex.Array]]:
+        def one_run(st: EngineState) -> tuple[EngineState, dict[str, chex.Array]]:
             return jax.lax.scan(functools.partial(self._update, hparams), st, None, length=length)
 
         if self.num_seeds == 1:  # no vmap over a single run: XLA:CPU runs the plain scan faster
@@ -334,7 +342,7 @@ class JitTrainer:
         recompile)."""
         return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), self.learner.hyperparams())
 
-    def _compiled_chunk(self, length: int):
+    def _compiled_chunk(self, length: int) -> jax.stages.Compiled:
         if length not in self._compiled:
             fn = jax.jit(self._chunk, static_argnums=2, donate_argnums=0,
                          in_shardings=(self._shardings, self._replicated),
@@ -361,7 +369,8 @@ class JitTrainer:
         return seconds
 
     def run(self, total_steps: int, progress: bool = True, chunks: int = 20,
-            on_report=None) -> None:
+            on_report: Callable[[JitTrainer, dict[str, np.ndarray]], None] | None = None,
+            ) -> None:
         """Trains every run until it has taken at least ``total_steps`` env steps.
 
         Args:
@@ -411,7 +420,7 @@ class JitTrainer:
         finally:
             bar.close()
 
-    def _count_chunk(self, metrics, per_chunk: int, t0: float) -> None:
+    def _count_chunk(self, metrics: dict[str, np.ndarray], per_chunk: int, t0: float) -> None:
         self.train_seconds += time.perf_counter() - t0
         self.updates += per_chunk
         self.env_steps += per_chunk * self.steps_per_update
@@ -428,7 +437,7 @@ class JitTrainer:
         """``(pi_params, v_params)`` of run ``run``, on the host."""
         return self._take(run, (self.state.pi_params, self.state.v_params))
 
-    def _take(self, run: int, tree):
+    def _take(self, run: int, tree: Any) -> Any:
         if not 0 <= run < self.num_seeds:
             raise IndexError(f"run {run} out of range: {self.num_seeds} run(s)")
         return jax.tree.map(lambda x: np.asarray(_fetch(x))[run], tree)
@@ -436,7 +445,8 @@ class JitTrainer:
     def policy(self, run: int = 0) -> Policy:
         """A new :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state."""
         params, state = self._take(run, (self.state.pi_params, self.state.pi_state))
-        pi = self.pi.copy()
+        # BaseFunc.copy is annotated with the base class; it returns the same class, a Policy
+        pi = cast(Policy, self.pi.copy())
         pi.params, pi.function_state = jax.device_put(params), jax.device_put(state)
         return pi
 
@@ -467,13 +477,13 @@ class JitTrainer:
             "train_seconds": self.train_seconds, "history": self.history,
         }
 
-    def save(self, path) -> Path:
+    def save(self, path: str | Path) -> Path:
         """Writes every run's full state atomically (see :func:`a2c_jax.utils.save_checkpoint`)."""
         return save_checkpoint(path, self.state_dict())
 
     @classmethod
-    def load(cls, path, devices: list | None = None, *, func_pi: Callable | None = None,
-             func_v: Callable | None = None) -> JitTrainer:
+    def load(cls, path: str | Path, devices: list[jax.Device] | None = None, *,
+             func_pi: Callable | None = None, func_v: Callable | None = None) -> JitTrainer:
         """Rebuilds the runs saved by :meth:`save`, ready to continue (on ``devices``).
 
         Runs trained with your own ``func_pi``/``func_v`` need the same functions again.
@@ -494,12 +504,12 @@ class JitTrainer:
         trainer.history = st["history"]
         return trainer
 
-    def plot(self, path) -> None:
+    def plot(self, path: str | Path) -> None:
         """The learning curves as a PNG (:func:`~a2c_jax.training.plot_learning_curve`)."""
         plot_learning_curve(self, Path(path))
 
 
-def _fetch(x) -> np.ndarray:
+def _fetch(x: chex.Array) -> np.ndarray:
     """A replicated array as numpy, also when other processes hold copies (multi-host)."""
     if getattr(x, "is_fully_addressable", True):
         return np.asarray(x)

@@ -13,10 +13,11 @@ import dataclasses
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import chex
 import gymnasium
 import haiku as hk
 import jax
@@ -39,13 +40,13 @@ from ._driver import eval_seed, plot_learning_curve, run_summary
 from ._presets import TrainConfig
 from ._update import Learner, LearnerState, Rollout
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 # seeds are 0 .. 2**32 - 1: gymnasium refuses negative ones, and Policy/V reduce theirs modulo 2**32
 MAX_SEED = 2**32 - 1
 _KEY_STREAM = 7      # raw_key stream of the engines' own update keys (0, 1: init and sampling)
 
 
-def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
+def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False) -> gymnasium.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` with gymnasium's same-step autoreset.
 
     Same-step autoreset returns the first observation of the next episode at once and puts the
@@ -61,8 +62,8 @@ def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False):
     return gymnasium.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
 
-def _mlp(sizes, activation, name):
-    layers = []
+def _mlp(sizes: Sequence[int], activation: str, name: str) -> hk.Sequential:
+    layers: list[Callable[[jax.Array], jax.Array]] = []
     for i, n in enumerate(sizes):
         layers += [hk.Linear(n, name=f"{name}_{i}"), _ACTIVATIONS[activation]]
     return hk.Sequential(layers)
@@ -72,7 +73,7 @@ OBSERVATION_SPACES = (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium
 ACTION_SPACES = (gymnasium.spaces.Box, gymnasium.spaces.Discrete)
 
 
-def _names(types) -> str:
+def _names(types: Sequence[type]) -> str:
     names = [t.__name__ for t in types]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
@@ -84,7 +85,8 @@ def check_spaces(env: gymnasium.Env, env_id: str | None = None) -> None:
     ``MultiBinary``), not as ``Tuple``/``Dict`` structures; actions must be ``Discrete`` or
     ``Box`` (the policies' categorical and Gaussian distributions).
     """
-    name = env_id or (env.spec.id if getattr(env, "spec", None) else "the env")
+    spec: gymnasium.envs.registration.EnvSpec | None = getattr(env, "spec", None)
+    name = env_id or (spec.id if spec else "the env")
     for kind, space, ok in (("observation", env.observation_space, OBSERVATION_SPACES),
                             ("action", env.action_space, ACTION_SPACES)):
         if not isinstance(space, ok):
@@ -109,18 +111,21 @@ def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple
     space = env.action_space
     v_body, pi_body = ("torso", "torso") if config.shared_backbone else ("v", "pi")
 
-    def func_v(S, is_training):
+    def func_v(S: chex.Array, is_training: bool) -> chex.Array:
         X = _mlp(hidden, act, v_body)(S.reshape(S.shape[0], -1))
         return hk.Linear(1, name="v_out")(X)[:, 0]
 
-    def func_pi(S, is_training):
+    def func_pi(S: chex.Array, is_training: bool) -> dict[str, chex.Array]:
         X = _mlp(hidden, act, pi_body)(S.reshape(S.shape[0], -1))
         small = hk.initializers.VarianceScaling(0.01)
         if isinstance(space, gymnasium.spaces.Discrete):
             return {"logits": hk.Linear(int(space.n), w_init=small, name="pi_out")(X)}
-        size = int(np.prod(space.shape))
-        mu = hk.Linear(size, w_init=small, name="pi_out")(X).reshape(-1, *space.shape)
-        logvar = hk.get_parameter("logvar", space.shape, init=jnp.zeros)
+        shape = space.shape
+        if shape is None:  # never: check_spaces admits only Box besides Discrete, and a Box has one
+            raise TypeError(f"the action space {space!r} has no shape")
+        size = int(np.prod(shape))
+        mu = hk.Linear(size, w_init=small, name="pi_out")(X).reshape(-1, *shape)
+        logvar = hk.get_parameter("logvar", shape, init=jnp.zeros)
         return {"mu": mu, "logvar": jnp.broadcast_to(logvar, mu.shape)}
 
     return Policy(func_pi, env, random_seed=seed), V(func_v, env, random_seed=seed)
@@ -171,7 +176,8 @@ def build_actor_critic(td: SimpleTD, pg: VanillaPG | PPOClip,
 
 
 def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
-                  func_pi: Callable | None = None, func_v: Callable | None = None):
+                  func_pi: Callable | None = None, func_v: Callable | None = None,
+                  ) -> tuple[Policy, V, SimpleTD, VanillaPG | PPOClip, ActorCritic | None, Learner]:
     """The networks, updaters and :class:`~a2c_jax.training._update.Learner` of a run (both
     engines build theirs here).
 
@@ -188,11 +194,12 @@ def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
         v = V(func_v, probe, random_seed=seed)
     td, pg = build_updaters(pi, v, config)
     ac = build_actor_critic(td, pg, config)
-    shares = bool(_shared_groups((pi.params, v.params)))
+    shares = bool(_shared_groups((dict(pi.params), dict(v.params))))
     return pi, v, td, pg, ac, Learner(pi, v, td, pg, config, ac, sync_shared=shares)
 
 
-def _act(pi: Policy, params, function_state, key, S):
+def _act(pi: Policy, params: hk.Params, function_state: hk.State, key: chex.PRNGKey,
+         S: chex.Array) -> tuple[chex.Array, chex.PRNGKey]:
     """Pure: the actions and log-probabilities for a batch, packed as one float32 array
     ``[B, action_size + 1]`` (one device-to-host copy per vector step), and the next key."""
     key, subkey = jax.random.split(key)
@@ -201,7 +208,8 @@ def _act(pi: Policy, params, function_state, key, S):
     return jnp.concatenate([flat, logP[:, None].astype(jnp.float32)], axis=1), key
 
 
-def _learn(learner: Learner, state: LearnerState, rollout: Rollout, hparams, key):
+def _learn(learner: Learner, state: LearnerState, rollout: Rollout, hparams: dict[str, Any],
+           key: chex.PRNGKey) -> tuple[LearnerState, dict[str, chex.Array], chex.PRNGKey]:
     key, subkey = jax.random.split(key)
     state, metrics = learner.update(state, rollout, hparams, subkey)
     return state, metrics, key
@@ -232,7 +240,7 @@ class Trainer:
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0,
                  asynchronous: bool = False, *, func_pi: Callable | None = None,
-                 func_v: Callable | None = None, report_every: int = 100):
+                 func_v: Callable | None = None, report_every: int = 100) -> None:
         self.env_id, self.seed = env_id, seed
         self._config = config
         self.asynchronous = asynchronous
@@ -258,14 +266,14 @@ class Trainer:
         self.ep_return, self.ep_length = np.zeros(K), np.zeros(K, np.int64)
         self.returns: list[float] = []   # every finished episode, in order
         self.ends: list[int] = []        # the env step at which each one finished
-        self.recent: deque = deque(maxlen=100)
+        self.recent: deque[float] = deque(maxlen=100)
         self.env_steps = self.updates = 0
         self.solved_at_step: int | None = None
         self.train_seconds = 0.0
         self.compile_s: float | None = None
         #: per-update metrics fetched so far, each a list of ``[1, n]`` blocks (see :meth:`curves`)
         self.history: dict[str, list[np.ndarray]] = {}
-        self._pending: list[tuple[dict, float, int]] = []   # device metrics not fetched yet
+        self._pending: list[tuple[dict[str, chex.Array], float, int]] = []   # device metrics not fetched yet
 
     @property
     def config(self) -> TrainConfig:
@@ -325,7 +333,7 @@ class Trainer:
             self.obs = obs
         return Rollout(S, A, logP, R, term, trunc, finals, self.obs)
 
-    def _count(self, rewards, ended):
+    def _count(self, rewards: np.ndarray, ended: np.ndarray) -> None:
         self.ep_return += rewards
         self.ep_length += 1
         self.env_steps += len(rewards)
@@ -338,7 +346,7 @@ class Trainer:
                     and len(self.recent) == 100 and np.mean(self.recent) >= self.reward_threshold):
                 self.solved_at_step = self.env_steps
 
-    def _hparams(self):
+    def _hparams(self) -> dict[str, Any]:
         """The updaters' hyperparameters as device arrays, converted again only when changed."""
         # a copy of the values: an updater may hand out (and later change) its own dict
         now = jax.tree.map(float, self.learner.hyperparams())
@@ -368,7 +376,8 @@ class Trainer:
         device, mean100, episodes = zip(*self._pending)
         self._pending = []
         fetched = jax.device_get(list(device))
-        block = {k: np.asarray([m[k] for m in fetched], np.float32)[None] for k in fetched[0]}
+        block: dict[str, np.ndarray] = {
+            k: np.asarray([m[k] for m in fetched], np.float32)[None] for k in fetched[0]}
         block["mean100"] = np.asarray(mean100, np.float32)[None]
         block["episodes"] = np.asarray(episodes, np.int32)[None]
         for k, val in block.items():
@@ -377,7 +386,8 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------------
 
-    def run(self, total_steps: int, progress: bool = True, on_report=None) -> None:
+    def run(self, total_steps: int, progress: bool = True,
+            on_report: Callable[[Trainer, dict[str, np.ndarray]], None] | None = None) -> None:
         """Trains until ``env_steps >= total_steps`` (whole rollouts).
 
         ``on_report(trainer, metrics)`` every :attr:`report_every` updates and after the last,
@@ -510,7 +520,8 @@ _STATE_ENTRIES = {
 }
 
 
-def _check_entries(st, spec: dict, path, prefix: str = "") -> None:
+def _check_entries(st: Mapping[str, Any], spec: Mapping[str, Any], path: str | Path,
+                   prefix: str = "") -> None:
     """Raises :class:`CheckpointError` naming the first entry of ``spec`` that ``st`` lacks."""
     for key, sub in spec.items():
         name = f"{prefix}{key}"
@@ -526,9 +537,10 @@ def _check_entries(st, spec: dict, path, prefix: str = "") -> None:
                               "not a dict")
 
 
-def _weighted_mse(weight, y_true, y_pred, w=None):
+def _weighted_mse(weight: float, y_true: chex.Array, y_pred: chex.Array,
+                  w: chex.Array | None = None) -> chex.Array:
     return weight * mse(y_true, y_pred, w)
 
 
-def _tuples(config: dict) -> dict:
+def _tuples(config: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}

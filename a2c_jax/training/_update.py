@@ -89,7 +89,8 @@ class Learner:
     """
 
     def __init__(self, pi: Policy, v: V, td: SimpleTD, pg: VanillaPG | PPOClip,
-                 config: TrainConfig, ac: ActorCritic | None = None, *, sync_shared: bool = False):
+                 config: TrainConfig, ac: ActorCritic | None = None, *,
+                 sync_shared: bool = False) -> None:
         self.pi, self.v, self.td, self.pg, self.ac = pi, v, td, pg, ac
         self.config = config
         self.sync_shared = sync_shared and ac is None
@@ -158,7 +159,8 @@ class Learner:
             return step(state, (*jax.tree.map(_merge2, data), k_mb))
         num_mb = n // size
 
-        def epoch(state, k):
+        def epoch(state: LearnerState,
+                  k: chex.PRNGKey) -> tuple[LearnerState, dict[str, chex.Array]]:
             k_perm, k_steps = jax.random.split(k)
             mbs = minibatches(data, k_perm, size)
             state, metrics = jax.lax.scan(step, state, (*mbs, jax.random.split(k_steps, num_mb)))
@@ -167,7 +169,9 @@ class Learner:
         state, metrics = jax.lax.scan(epoch, state, jax.random.split(k_mb, max(1, c.n_epochs)))
         return state, _last(metrics)
 
-    def _minibatch(self, hparams, state: LearnerState, xs):
+    def _minibatch(self, hparams: dict[str, Any], state: LearnerState,
+                   xs: tuple[TransitionBatch, chex.Array, chex.PRNGKey],
+                   ) -> tuple[LearnerState, dict[str, chex.Array]]:
         """The fused steps on one minibatch: the critic's, then the policy's (or ActorCritic's)."""
         batch, adv, key = xs
         if self.config.normalize_advantage:
@@ -204,14 +208,14 @@ def minibatches(tree: Any, key: chex.PRNGKey, size: int) -> Any:
     if n % size == 0 and T % num_mb == 0:
         order = jax.vmap(jax.random.permutation, (0, None))(jax.random.split(key, E), T)
 
-        def split(x):
+        def split(x: chex.Array) -> chex.Array:
             x = jnp.take_along_axis(x, order.reshape(E, T, *[1] * (x.ndim - 2)), axis=1)
             x = x.reshape(E, num_mb, T // num_mb, *x.shape[2:])
             return _merge2(jnp.swapaxes(x, 0, 1), start=1)
     else:
         order = jax.random.permutation(key, n)[:num_mb * size].reshape(num_mb, size)
 
-        def split(x):
+        def split(x: chex.Array) -> chex.Array:
             return _merge2(x)[order]
     return jax.tree.map(split, tree)
 
