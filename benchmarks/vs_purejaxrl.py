@@ -6,8 +6,10 @@ For each K of ``--num-seeds``: PureJaxRL's own ``ppo.py`` (unmodified, through
 ``../shared/anchors/purejaxrl_ppo.py --num-seeds K``: vmapped over K seeds, one compiled call)
 and then ``JitTrainer`` with PureJaxRL's CartPole config (4 envs, 128-step rollouts, 4 epochs of 4
 minibatches, Adam 2.5e-4, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy 0.01, value weight 0.5,
-gradient clipping 0.5, two 64x64 tanh networks; PureJaxRL also anneals its learning rate, which
-a2c_jax's presets do not) over K seeds in one program. Compilation is timed apart from training
+gradient clipping 0.5, two 64x64 tanh networks) over K seeds in one program. The work per step
+is the same; the learning is not strictly comparable: PureJaxRL anneals its learning rate, clips
+its value loss, initialises orthogonally and runs one Adam (one gradient clip) over actor and
+critic together, where a2c_jax has two optimizers, each clipped. Compilation is timed apart from training
 for both; throughput is env steps over all seeds per training second. Build PureJaxRL with
 ``bash ../shared/anchors/setup.sh purejaxrl``. Last line: ``RESULT {json}``.
 """

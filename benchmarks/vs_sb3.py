@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         print(f"{r['lib']:8s} {r['seed']:4d} {r['steps_per_s']:9.0f} {r['wall_s']:7.1f} "
               f"{compile_s if compile_s is not None else float('nan'):9.2f} "
               f"{str(r['solved_at_step']):>10s} {r['final_mean_return'] or float('nan'):8.1f} "
-              f"{r['eval_mean_return']:7.1f}")
+              f"{r['eval_mean_return'] if r['eval_mean_return'] is not None else float('nan'):7.1f}")
     print(f"\nenv-only ceiling, SyncVectorEnv({num_envs}) with random actions: {ceiling:,.0f} steps/s")
     ratios = []
     for seed in args.seeds:

@@ -82,40 +82,113 @@ def numpy_gae(r, v, v_next, term, trunc, v_final, gamma, lam):
 
 @pytest.mark.parametrize("algo, changes", [
     ("a2c", {"gae_lambda": 0.9}),
-    ("ppo", {"batch_size": 0, "n_epochs": 3}),  # whole-batch epochs: no shuffle in the reference
+    ("ppo", {"batch_size": 0, "n_epochs": 3, "reward_scale": 0.5}),  # whole-batch epochs
+    ("ppo", {"batch_size": 32, "n_epochs": 2, "reward_scale": 0.1}),  # shuffled minibatches
+    ("a2c", {"shared_backbone": True, "ent_coef": 0.01}),  # ActorCritic.update on the union
 ])
 def test_the_update_equals_the_object_api_with_a_numpy_gae(algo, changes):
-    """Independent reference: advantages by a Python loop, then SimpleTD.update and the policy
-    objective's update (the stateful object API, one call each per epoch) on the same batch."""
+    """Independent reference: advantages by a Python loop (rewards scaled as configured), then the
+    stateful object API on each minibatch in order: SimpleTD.update and the policy objective's
+    update, or ActorCritic.update with a shared backbone. Shuffled minibatches take their order
+    from `minibatches` on an index array with the epoch's key."""
+    import jax.numpy as jnp
+
+    from a2c_jax.training import minibatches
+
     T = 32
     config = small(algo, n_steps=T, **changes)
     jt = JitTrainer("CartPole-v1", config, seed=5)
     _, _, rollout = jit_rollout(jt, T)
     tr = Trainer("CartPole-v1", config, seed=5)
+    key = tr._key
     tr._update(rollout)
-    ref = Trainer("CartPole-v1", config, seed=5)
-    v, pi, td, pg = ref.v, ref.pi, ref.td, ref.pg
+    import gymnasium
+
+    from a2c_jax.training import build_learner
+
+    # the stateful objects alone, built as the trainer builds them (their own params and states)
+    pi, v, td, pg, ac, _ = build_learner(gymnasium.make("CartPole-v1"), config, 5)
     E = config.num_envs
     values = v.batch(np.concatenate([rollout.S.reshape(T * E, -1), rollout.S_next,
                                      rollout.final_S.reshape(T * E, -1)]))
-    adv, ret = numpy_gae(rollout.R, values[:T * E].reshape(T, E), values[T * E:T * E + E],
-                         rollout.terminated, rollout.truncated,
+    adv, ret = numpy_gae(rollout.R * config.reward_scale, values[:T * E].reshape(T, E),
+                         values[T * E:T * E + E], rollout.terminated, rollout.truncated,
                          values[T * E + E:].reshape(T, E), config.gamma, config.gae_lambda)
     env_major = lambda x: np.swapaxes(x, 0, 1).reshape(T * E, *x.shape[2:])  # noqa: E731
     S, A, logP = env_major(rollout.S), env_major(rollout.A), env_major(rollout.logP)
     batch = TransitionBatch(S=S, A=A, logP=logP, Rn=env_major(ret).astype(np.float32),
                             In=np.zeros(T * E, np.float32), S_next=S, A_next=A, logP_next=logP,
                             W=np.ones(T * E, np.float32), idx=np.arange(T * E, dtype=np.int32))
-    a = env_major(adv).astype(np.float32)
-    if config.normalize_advantage:
-        a = (a - a.mean()) / (a.std() + 1e-8)
-    for _ in range(max(1, config.n_epochs)):
-        td.update(batch)
-        pg.update(batch, a)
+    advantages = env_major(adv).astype(np.float32)
+    # the minibatch orders the update draws: its key split, replayed on an index array
+    _, k_mb = jax.random.split(jax.random.split(key)[1])
+    size = config.batch_size or T * E
+    orders = []
+    for k in jax.random.split(k_mb, max(1, config.n_epochs)):
+        if size == T * E:
+            orders.append([np.arange(T * E)])
+        else:
+            k_perm = jax.random.split(k)[0]
+            idx = jnp.arange(T * E).reshape(E, T)  # env-major, as the update's batch
+            orders.append(list(np.asarray(minibatches(idx, k_perm, size))))
+    for epoch in orders:
+        for order in epoch:
+            mb = jax.tree.map(lambda x, o=order: x[o], batch)
+            a = advantages[order]
+            if config.normalize_advantage:
+                a = (a - a.mean()) / (a.std() + 1e-8)
+            if ac is not None:
+                ac.update(mb, a)
+            else:
+                td.update(mb)
+                pg.update(mb, a)
     assert_close(tr.state.v_params, v.params, rtol=2e-5, atol=2e-6)
     assert_close(tr.state.pi_params, pi.params, rtol=2e-5, atol=2e-6)
     tr.close()
-    ref.close()
+
+
+def test_ctrl_c_inside_a_rollout_resumes_bitwise(tmp_path, monkeypatch):
+    """A Ctrl-C while the envs step is held until that rollout's update is done: the checkpoint
+    saved on the interrupt counts only learned-from steps, and the resumed run ends bitwise like
+    the uninterrupted one."""
+    import signal
+
+    config = small(n_steps=5)
+    whole = Trainer("CartPole-v1", config, seed=2)
+    whole.run(200, progress=False)
+    first = Trainer("CartPole-v1", config, seed=2)
+    step, calls = first.envs.step, []
+
+    def step_then_interrupt(action):
+        calls.append(1)
+        if len(calls) == 18:  # the 3rd vector step of the 4th rollout
+            signal.raise_signal(signal.SIGINT)
+        return step(action)
+
+    monkeypatch.setattr(first.envs, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(200, progress=False)
+    assert first.env_steps == 4 * 20 and first.updates == 4
+    monkeypatch.undo()
+    first.save(tmp_path / "c.pkl")
+    resumed = Trainer.load(tmp_path / "c.pkl")
+    resumed.run(200, progress=False)
+    for name in ("pi_params", "v_params", "pi_opt", "v_opt"):
+        assert_close(getattr(resumed.state, name), getattr(whole.state, name), rtol=0, atol=0)
+    assert resumed.returns == whole.returns
+    for t in (whole, first, resumed):
+        t.close()
+
+
+def test_policy_is_a_copy_and_pi_follows_the_run():
+    tr = Trainer("CartPole-v1", small(), seed=0)
+    frozen = tr.policy(0)
+    tr.run(40, progress=False)
+    now = tr.pi.params
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(frozen.params),
+                                                        jax.tree.leaves(now)))
+    assert_close(now, tr.state.pi_params, rtol=0, atol=0)
+    tr.close()
 
 
 def test_the_loop_engine_makes_one_compiled_call_per_rollout_and_never_recompiles():

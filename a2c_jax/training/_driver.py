@@ -163,12 +163,13 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
     ``learning_curve.png`` and ``summary.json`` (with the greedy evaluation of the first run);
     prints one line. Ctrl-C saves the checkpoint and returns 130; otherwise returns 0.
     """
-    from ..utils._evaluate import evaluate_greedy
-
     before = (trainer.env_steps, trainer.train_seconds, trainer.compile_s or 0.0)
     tb = _TensorBoard(trainer, out, total_steps)
-    if hasattr(trainer, "report_every"):  # the loop engine: fetch its metrics at TensorBoard's cadence
-        trainer.report_every = tb.every
+    if hasattr(trainer, "report_every"):
+        # the loop engine reports (fetches its metrics, may checkpoint) at TensorBoard's cadence,
+        # or more often when checkpoints are due more often
+        per_checkpoint = checkpoint_every // trainer.steps_per_update if checkpoint_every else 0
+        trainer.report_every = max(1, min(tb.every, per_checkpoint or tb.every))
     save = _Checkpointer(trainer, checkpoint, checkpoint_every)
 
     def on_report(tr: Any, metrics: dict[str, np.ndarray]) -> None:
@@ -176,15 +177,28 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
         save(tr)
 
     try:
-        trainer.run(total_steps, progress=progress, on_report=on_report)
-    except KeyboardInterrupt:
+        try:
+            trainer.run(total_steps, progress=progress, on_report=on_report)
+        except KeyboardInterrupt:
+            trainer.save(checkpoint)
+            print(f"interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
+                  file=sys.stderr)
+            return 130
+        finally:
+            tb.close()
         trainer.save(checkpoint)
-        print(f"interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
-              file=sys.stderr)
-        return 130
+        return _finish(trainer, out, before, setup_s, eval_episodes)
     finally:
-        tb.close()
-    trainer.save(checkpoint)
+        close = getattr(trainer, "close", None)
+        if close is not None:  # the loop engine's envs (asynchronous ones are processes)
+            close()
+
+
+def _finish(trainer: Any, out: Path, before: tuple[int, float, float], setup_s: float,
+            eval_episodes: int | None) -> int:
+    """Evaluation, summary.json, the plot and the final line of a finished run."""
+    from ..utils._evaluate import evaluate_greedy
+
     t0 = time.perf_counter()
     summary = trainer.summary()
     summary["setup_s"] = round(setup_s, 3)
@@ -219,8 +233,15 @@ def final_line(summary: dict[str, Any], out: Path, steps: int, seconds: float,
         finals = [r["final_mean_return"] for r in runs if r["final_mean_return"] is not None]
         mean_txt = (f"mean of the last 100 episodes {np.mean(finals):.1f} over runs" if finals
                     else "no episode finished")
-    compiled = f" after {compile_s:.1f} s of compilation" if compile_s > 0.05 else ""
+    if compile_s <= 0.05:
+        compiled = ""
+    elif summary["engine"] == "loop":  # its first update call compiles, inside the seconds
+        compiled = f" (including {compile_s:.1f} s of compilation)"
+    else:
+        compiled = f" after {compile_s:.1f} s of compilation"
+    evaluated = summary["eval_mean_return"]
+    eval_txt = f"{evaluated:.1f}" if evaluated is not None else "not finite"
     return (f"{summary['env']} {summary['algo']} --engine {summary['engine']}, {n} run(s): "
             f"{steps:,} env steps per run in {seconds:.1f} s{compiled} ({rate:,.0f} steps/s"
             f"{' over all runs' if n > 1 else ''}), {solved_txt}, {mean_txt}, greedy eval of "
-            f"seed {summary['seed']} {summary['eval_mean_return']:.1f}; wrote {out}/summary.json")
+            f"seed {summary['seed']} {eval_txt}; wrote {out}/summary.json")

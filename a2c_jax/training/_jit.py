@@ -192,8 +192,8 @@ class JitTrainer:
                 probe, config, seed, func_pi, func_v)
         finally:
             probe.close()
-        #: whether pi and v share Haiku modules (a torso); without ActorCritic they are averaged
-        #: after every update step
+        #: whether shared Haiku modules of pi and v (a torso) are averaged after every update step
+        #: (True when they share modules and ActorCritic does not update them as one)
         self.shares_modules = self.learner.sync_shared
         self._check_spaces()
         self.devices = list(devices) if devices is not None else jax.devices()

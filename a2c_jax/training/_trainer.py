@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import chex
 import gymnasium
@@ -284,7 +286,12 @@ class Trainer:
 
     @property
     def pi(self) -> Policy:
-        """The policy, holding the run's current parameters."""
+        """The run's policy, given the run's current parameters each time it is read (the run's
+        parameters live in :attr:`state`: setting ``trainer.pi.params`` does not change them, and
+        a reference kept across :meth:`run` shows the old ones until ``trainer.pi`` is read again;
+        :meth:`policy` gives an independent copy). :attr:`td`, :attr:`pg` and :attr:`ac` are the
+        run's configuration; their own optimizer states are not the run's (those are in
+        :attr:`state`)."""
         self._pi.params, self._pi.function_state = self.state.pi_params, self.state.pi_state
         return self._pi
 
@@ -295,10 +302,12 @@ class Trainer:
         return self._v
 
     def policy(self, run: int = 0) -> Policy:
-        """:attr:`pi` (the loop engine trains one run; ``run`` must be 0)."""
+        """A new :class:`~a2c_jax.Policy` holding the run's current parameters, as
+        :meth:`JitTrainer.policy <a2c_jax.training.JitTrainer.policy>` gives (the loop engine trains
+        one run; ``run`` must be 0). Unlike :attr:`pi`, it does not change as training goes on."""
         if run != 0:
             raise IndexError(f"run {run} out of range: the loop engine trains 1 run")
-        return self.pi
+        return cast(Policy, self.pi.copy())
 
     def params(self, run: int = 0) -> tuple[Any, Any]:
         """``(pi_params, v_params)`` on the host (``run`` must be 0)."""
@@ -398,6 +407,17 @@ class Trainer:
 
         bar = tqdm(total=total_steps, initial=min(self.env_steps, total_steps), unit="step",
                    disable=not progress, desc=f"{self.env_id} {self.config.algo}", mininterval=0.5)
+        # Ctrl-C is held until the current rollout's update is done, so that a checkpoint saved on
+        # interrupt never counts steps that were not learned from (a second Ctrl-C stops at once)
+        interrupted: list[bool] = []
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def hold(signum: int, frame: Any) -> None:
+                if interrupted:
+                    raise KeyboardInterrupt
+                interrupted.append(True)
+
+            previous = signal.signal(signal.SIGINT, hold)
         t0 = time.perf_counter()
         try:
             while self.env_steps < total_steps:
@@ -406,14 +426,19 @@ class Trainer:
                 bar.update(self.env_steps - before)
                 if self.recent:
                     bar.set_postfix(mean100=f"{np.mean(self.recent):.1f}", refresh=False)
-                if self.updates % self.report_every == 0 or self.env_steps >= total_steps:
+                if (self.updates % self.report_every == 0 or self.env_steps >= total_steps
+                        or interrupted):
                     jax.block_until_ready(self.state)
                     self.train_seconds += time.perf_counter() - t0
-                    t0 = time.perf_counter()
                     block = self._fetch_metrics()
                     if on_report is not None and block:
                         on_report(self, block)
+                    t0 = time.perf_counter()  # the time of reporting is not training time
+                if interrupted:
+                    raise KeyboardInterrupt
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             jax.block_until_ready(self.state)
             self.train_seconds += time.perf_counter() - t0
             bar.close()
@@ -472,6 +497,10 @@ class Trainer:
         st = load_checkpoint(path)
         if st.get("engine") == "jit":
             raise CheckpointError(f"{path} was written by --engine jit; resume it with --engine jit")
+        if "learner" not in st and {"pi", "v", "td", "pg"} <= set(st):
+            raise CheckpointError(f"{path} was written by an a2c_jax from before its one training "
+                                  "core (separate pi/v/td/pg entries); it cannot be resumed here: "
+                                  "start a new run")
         _check_entries(st, _STATE_ENTRIES, path)
         seed = st["seed"]
         if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))

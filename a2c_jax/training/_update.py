@@ -10,9 +10,10 @@ first, then the policy objective (:class:`~a2c_jax.policy_objectives.VanillaPG` 
 :class:`~a2c_jax.policy_objectives.PPOClip`), or :class:`~a2c_jax.ActorCritic`'s one step over both
 when the network is shared. Advantages are normalised per minibatch when the config asks.
 
-The hyperparameters of the updaters (``epsilon``, ``beta``, ``vf_coef``, ...) travel as the traced
-argument ``hparams`` (:meth:`Learner.hyperparams` reads them from the updaters), so changing them
-never recompiles; the config's other fields (``gamma``, ``gae_lambda``, sizes) are constants of the
+The hyperparameters of the updaters (PPO's ``epsilon``, a regularizer's ``beta``, ActorCritic's
+``vf_coef``) travel as the traced argument ``hparams`` (:meth:`Learner.hyperparams` reads them
+from the updaters), so changing them never recompiles; the config's fields (``gamma``,
+``gae_lambda``, sizes, and ``vf_coef`` when it weighs SimpleTD's own loss) are constants of the
 compiled program.
 """
 
