@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ class TracerNotReadyError(RuntimeError):
     """Raised by ``pop()``/``flush()`` when no transition is ready (check ``bool(tracer)`` first)."""
 
 
-def _check_gamma(gamma) -> float:
+def _check_gamma(gamma: Any) -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating, np.integer)):
         raise TypeError(f"gamma must be a number in [0, 1], got {gamma!r}")
     if not 0.0 <= float(gamma) <= 1.0:
@@ -25,7 +26,7 @@ def _check_gamma(gamma) -> float:
     return float(gamma)
 
 
-def _copy_obs(s) -> Any:
+def _copy_obs(s: Any) -> Any:
     if isinstance(s, dict):
         return {k: _copy_obs(v) for k, v in s.items()}
     if isinstance(s, tuple):
@@ -33,7 +34,7 @@ def _copy_obs(s) -> Any:
     return np.array(s)
 
 
-def _index(x, k: int) -> Any:
+def _index(x: Any, k: int) -> Any:
     if isinstance(x, dict):
         return {key: _index(v, k) for key, v in x.items()}
     if isinstance(x, tuple):
@@ -41,7 +42,7 @@ def _index(x, k: int) -> Any:
     return np.asarray(x)[k]
 
 
-def _batch(xs: list) -> Any:
+def _batch(xs: Sequence[Any]) -> Any:
     first = xs[0]
     if isinstance(first, dict):
         return {k: _batch([x[k] for x in xs]) for k in first}
@@ -107,8 +108,8 @@ class NStep:
     def __bool__(self) -> bool:
         return bool(self._ready)
 
-    def add(self, s, a, r, done, logp=0.0, w=1.0, *, truncated=None, s_next=None,
-            mask=None) -> None:
+    def add(self, s: Any, a: Any, r: Any, done: Any, logp: Any = 0.0, w: Any = 1.0, *,
+            truncated: Any = None, s_next: Any = None, mask: Any = None) -> None:
         """Records one step ``(s, a, r)`` of the episode under way, or one step of a vector env.
 
         Args:
@@ -167,7 +168,8 @@ class NStep:
         for k, step in self._check_batch(s, a, r, done, logp, w, truncated, s_next, mask):
             self._record(k, step)
 
-    def _check_one(self, s, a, r, done, logp, w, truncated, s_next) -> tuple:
+    def _check_one(self, s: Any, a: Any, r: Any, done: Any, logp: Any, w: Any, truncated: Any,
+                   s_next: Any) -> tuple:
         """One env's step, checked and copied: ``(s, a, r, logp, w, terminated, truncated, s_next)``."""
         r = _checks.real("r", r)
         logp, w = _checks.real("logp", logp), _checks.real("w", w)
@@ -180,7 +182,8 @@ class NStep:
         self._check_shapes(step, self._obs_sig, self._act_sig, "")
         return step
 
-    def _check_batch(self, s, a, r, done, logp, w, truncated, s_next, mask) -> list:
+    def _check_batch(self, s: Any, a: Any, r: Any, done: Any, logp: Any, w: Any, truncated: Any,
+                     s_next: Any, mask: Any) -> list:
         """Every env's step of a batched add, checked and copied: ``[(env, step), ...]``."""
         r = np.asarray(r)
         if r.ndim != 1 or r.shape[0] == 0:
@@ -222,7 +225,7 @@ class NStep:
         return steps
 
     @staticmethod
-    def _check_shapes(step: tuple, obs_sig, act_sig, where: str) -> tuple:
+    def _check_shapes(step: tuple, obs_sig: Any, act_sig: Any, where: str) -> tuple:
         """Raises if this step's observations or action differ in shape from ``*_sig``."""
         s, a, s_next = step[0], step[1], step[7]
         got_obs, got_act = _checks.signature(s), a.shape
@@ -257,12 +260,13 @@ class NStep:
     def _emit_front(self, trace: deque) -> None:
         s, a, r, logp, w, idx = trace.popleft()
         g = self.gamma
+        n = int(self.n)  # finite here: MonteCarlo's infinite n never fills a trace
         rn = r + sum(g ** (k + 1) * step[2]
-                     for k, step in enumerate(itertools.islice(trace, self.n - 1)))
-        s_n, a_n, _, logp_n, _, _ = trace[self.n - 1]
-        self._ready.append((s, a, logp, rn, g ** self.n, s_n, a_n, logp_n, w, idx))
+                     for k, step in enumerate(itertools.islice(trace, n - 1)))
+        s_n, a_n, _, logp_n, _, _ = trace[n - 1]
+        self._ready.append((s, a, logp, rn, g ** n, s_n, a_n, logp_n, w, idx))
 
-    def _end_episode(self, trace: deque, bootstrap: bool, s_final) -> None:
+    def _end_episode(self, trace: deque, bootstrap: bool, s_final: Any) -> None:
         steps = list(trace)
         trace.clear()
         m, g = len(steps), self.gamma
