@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/microbench.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .jax_cache .mypy_cache

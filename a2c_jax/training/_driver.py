@@ -54,7 +54,7 @@ def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[f
         "devices": devices, "env_steps": steps, "env_steps_all_runs": steps * n,
         "updates": trainer.updates,
         "compile_s": None if compile_s is None else round(compile_s, 3),
-        "wall_s": round(wall, 3),
+        "wall_s": round(wall, 4),
         "steps_per_s": round(steps / max(wall, 1e-9), 1),
         "steps_per_s_all_runs": round(steps * n / max(wall, 1e-9), 1),
         "solved_at_step": solved_at[0], "final_mean_return": _round(final_mean[0]),
