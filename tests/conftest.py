@@ -263,6 +263,17 @@ def host_copy(tree):
     return jax.tree.map(lambda x: np.array(x, copy=True), tree)
 
 
+def assert_bitwise(a, b):
+    """``a`` and ``b`` are the same pytree with bitwise-equal leaves (same dtypes and shapes)."""
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, (x.dtype, x.shape, y.dtype, y.shape)
+        assert np.array_equal(x, y), np.max(np.abs(x.astype(np.float64) - y))
+
+
 def device_copy(tree):
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 

@@ -12,22 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import func_pi, func_v, host_copy, make_batch
+from conftest import assert_bitwise, func_pi, func_v, host_copy, make_batch
 
 import a2c_jax
 from a2c_jax._core._base import raw_key
 from a2c_jax.policy_objectives import PPOClip, VanillaPG
 from a2c_jax.td_learning import SimpleTD
-
-
-def assert_bitwise(a, b):
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb):
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape
-        assert np.array_equal(x, y), np.max(np.abs(x.astype(np.float64) - y))
 
 
 def func_bn(S, is_training):

@@ -11,21 +11,12 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import func_pi, func_v, host_copy, make_batch
+from conftest import assert_bitwise, func_pi, func_v, host_copy, make_batch
 
 import a2c_jax
 from a2c_jax.policy_objectives import PPOClip, VanillaPG
 from a2c_jax.regularizers import EntropyRegularizer
 from a2c_jax.td_learning import SimpleTD
-
-
-def assert_bitwise(a, b):
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb):
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y)
 
 
 def plain(d):
@@ -191,17 +182,23 @@ FUNCTION_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path, value, error, words", FUNCTION_CASES)
-def test_function_refuses_bad_entries(v, path, value, error, words):
-    good = host_copy(v.state_dict())
-    before = host_copy(v.state_dict())
+def assert_refused(obj, path, value, error, words):
+    """Loading ``obj``'s state_dict with the entry at ``path`` replaced by ``value`` (deleted for
+    ``"delete"``) raises ``error`` naming every one of ``words`` and the method, and changes
+    nothing."""
+    good = host_copy(obj.state_dict())
     bad = _edit(good, path, delete=True) if isinstance(value, str) else _edit(good, path, value)
     with pytest.raises(error) as info:
-        v.load_state_dict(bad)
+        obj.load_state_dict(bad)
     for w in words:
         assert w in str(info.value), (w, str(info.value))
-    assert "V.load_state_dict" in str(info.value)
-    assert_bitwise(host_copy(v.state_dict()), before)  # nothing changed
+    assert f"{type(obj).__name__}.load_state_dict" in str(info.value)
+    assert_bitwise(host_copy(obj.state_dict()), good)  # nothing changed
+
+
+@pytest.mark.parametrize("path, value, error, words", FUNCTION_CASES)
+def test_function_refuses_bad_entries(v, path, value, error, words):
+    assert_refused(v, path, value, error, words)
 
 
 UPDATER_CASES = [
@@ -221,14 +218,7 @@ UPDATER_CASES = [
 def test_updater_refuses_bad_entries(v, path, value, error, words):
     td = SimpleTD(v, optimizer=optax.adam(0.01))
     assert td.optimizer_flattened
-    good = host_copy(td.state_dict())
-    bad = _edit(good, path, delete=True) if isinstance(value, str) else _edit(good, path, value)
-    with pytest.raises(error) as info:
-        td.load_state_dict(bad)
-    for w in words:
-        assert w in str(info.value), (w, str(info.value))
-    assert "SimpleTD.load_state_dict" in str(info.value)
-    assert_bitwise(host_copy(td.state_dict()), good)
+    assert_refused(td, path, value, error, words)
 
 
 def test_not_a_dict_is_refused(v):
