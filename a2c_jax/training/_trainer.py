@@ -35,6 +35,7 @@ from ..regularizers import EntropyRegularizer
 from ..td_learning import SimpleTD
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..utils._evaluate import evaluate_greedy
+from ..utils._metrics import pack_metrics
 from ..utils._sync import _shared_groups
 from ..utils._trees import check_same_tree
 from ..value_losses import mse
@@ -210,11 +211,15 @@ def _act(pi: Policy, params: hk.Params, function_state: hk.State, key: chex.PRNG
     return jnp.concatenate([flat, logP[:, None].astype(jnp.float32)], axis=1), key
 
 
-def _learn(learner: Learner, state: LearnerState, rollout: Rollout, hparams: dict[str, Any],
-           key: chex.PRNGKey) -> tuple[LearnerState, dict[str, chex.Array], chex.PRNGKey]:
+def _learn(learner: Learner, names: list[str], state: LearnerState, rollout: Rollout,
+           hparams: dict[str, Any], key: chex.PRNGKey,
+           ) -> tuple[LearnerState, chex.Array, chex.PRNGKey]:
+    """Pure: the rollout's update, its metrics packed as one float32 array (their names, static,
+    are written to ``names`` while tracing), and the next key."""
     key, subkey = jax.random.split(key)
     state, metrics = learner.update(state, rollout, hparams, subkey)
-    return state, metrics, key
+    names[:], values = pack_metrics(metrics)
+    return state, values, key
 
 
 class Trainer:
@@ -260,7 +265,8 @@ class Trainer:
                                                      self._v.params, self._v.function_state)
         self._act_key, self._key = raw_key(seed, 1), raw_key(seed, _KEY_STREAM)
         self._act = jax.jit(functools.partial(_act, self._pi))
-        self._learn = jax.jit(functools.partial(_learn, self.learner))
+        self._metric_names: list[str] = []
+        self._learn = jax.jit(functools.partial(_learn, self.learner, self._metric_names))
         self._hparams_cache: tuple[Any, Any] = (None, None)
         self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
         self.obs, _ = self.envs.reset(seed=seed)
@@ -269,13 +275,15 @@ class Trainer:
         self.returns: list[float] = []   # every finished episode, in order
         self.ends: list[int] = []        # the env step at which each one finished
         self.recent: deque[float] = deque(maxlen=100)
+        self._mean100: float | None = 0.0   # the mean of recent; None: to compute again
         self.env_steps = self.updates = 0
         self.solved_at_step: int | None = None
         self.train_seconds = 0.0
         self.compile_s: float | None = None
         #: per-update metrics fetched so far, each a list of ``[1, n]`` blocks (see :meth:`curves`)
         self.history: dict[str, list[np.ndarray]] = {}
-        self._pending: list[tuple[dict[str, chex.Array], float, int]] = []   # device metrics not fetched yet
+        # each update's packed metrics (on the device until fetched), mean100 and episode count
+        self._pending: list[tuple[chex.Array, float, int]] = []
 
     @property
     def config(self) -> TrainConfig:
@@ -346,6 +354,9 @@ class Trainer:
         self.ep_return += rewards
         self.ep_length += 1
         self.env_steps += len(rewards)
+        if not ended.any():
+            return
+        self._mean100 = None
         for k in np.flatnonzero(ended):
             self.returns.append(float(self.ep_return[k]))
             self.ends.append(self.env_steps)
@@ -374,8 +385,13 @@ class Trainer:
             jax.block_until_ready(self.state)
             self.compile_s = time.perf_counter() - t0
         self.updates += 1
-        mean100 = float(np.mean(self.recent)) if self.recent else 0.0
-        self._pending.append((metrics, mean100, len(self.returns)))
+        self._pending.append((metrics, self.mean100(), len(self.returns)))
+
+    def mean100(self) -> float:
+        """The mean return of the last 100 finished episodes (0 before the first)."""
+        if self._mean100 is None:
+            self._mean100 = float(np.mean(self.recent)) if self.recent else 0.0
+        return self._mean100
 
     def _fetch_metrics(self) -> dict[str, np.ndarray]:
         """Moves the pending per-update metrics into :attr:`history`; returns them, each
@@ -384,9 +400,9 @@ class Trainer:
             return {}
         device, mean100, episodes = zip(*self._pending)
         self._pending = []
-        fetched = jax.device_get(list(device))
+        fetched = np.stack(jax.device_get(list(device)))   # [n, metrics]: one array per update
         block: dict[str, np.ndarray] = {
-            k: np.asarray([m[k] for m in fetched], np.float32)[None] for k in fetched[0]}
+            k: fetched[None, :, i].astype(np.float32) for i, k in enumerate(self._metric_names)}
         block["mean100"] = np.asarray(mean100, np.float32)[None]
         block["episodes"] = np.asarray(episodes, np.int32)[None]
         for k, val in block.items():
@@ -424,8 +440,8 @@ class Trainer:
                 before = self.env_steps
                 self._update(self._rollout())
                 bar.update(self.env_steps - before)
-                if self.recent:
-                    bar.set_postfix(mean100=f"{np.mean(self.recent):.1f}", refresh=False)
+                if self.recent and not bar.disable:
+                    bar.set_postfix(mean100=f"{self.mean100():.1f}", refresh=False)
                 if (self.updates % self.report_every == 0 or self.env_steps >= total_steps
                         or interrupted):
                     jax.block_until_ready(self.state)
@@ -530,6 +546,7 @@ class Trainer:
         trainer.ep_return, trainer.ep_length = st["ep_return"], st["ep_length"]
         trainer.returns, trainer.ends = list(st["returns"]), list(st["ends"])
         trainer.recent.extend(st["recent"])
+        trainer._mean100 = None
         trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
         trainer.solved_at_step, trainer.train_seconds = st["solved_at_step"], st["train_seconds"]
         trainer.compile_s, trainer.history = st["compile_s"], st["history"]
