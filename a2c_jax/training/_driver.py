@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 #: TensorBoard points per run (the cadence is the same for both engines: every
@@ -51,8 +52,8 @@ def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[f
     return {
         "env": trainer.env_id, "algo": trainer.config.algo, "engine": trainer.engine,
         "seed": trainer.seed, "num_seeds": n, "num_envs": trainer.config.num_envs,
-        "devices": devices, "env_steps": steps, "env_steps_all_runs": steps * n,
-        "updates": trainer.updates,
+        "devices": devices, "processes": jax.process_count(), "env_steps": steps,
+        "env_steps_all_runs": steps * n, "updates": trainer.updates,
         "compile_s": None if compile_s is None else round(compile_s, 3),
         "wall_s": round(wall, 4),
         "steps_per_s": round(steps / max(wall, 1e-9), 1),
@@ -128,11 +129,11 @@ class _TensorBoard:
     """One writer per run (``tensorboard/seed_S``); every ``every`` updates: ``episode/mean100``
     (once the run has finished an episode) and every loss metric, at the env step of that update."""
 
-    def __init__(self, trainer: Any, out: Path, total_steps: int) -> None:
+    def __init__(self, trainer: Any, out: Path, total_steps: int, write: bool = True) -> None:
         from tensorboardX import SummaryWriter
 
         self.writers = [SummaryWriter(str(out / "tensorboard" / f"seed_{trainer.seed + k}"))
-                        for k in range(trainer.num_seeds)]
+                        for k in range(trainer.num_seeds)] if write else []
         self.every = max(1, math.ceil(total_steps / trainer.steps_per_update) // TB_POINTS)
 
     def __call__(self, trainer: Any, metrics: dict[str, np.ndarray]) -> None:
@@ -164,7 +165,8 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
     prints one line. Ctrl-C saves the checkpoint and returns 130; otherwise returns 0.
     """
     before = (trainer.env_steps, trainer.train_seconds, trainer.compile_s or 0.0)
-    tb = _TensorBoard(trainer, out, total_steps)
+    main = jax.process_index() == 0   # over several processes, process 0 writes the outputs
+    tb = _TensorBoard(trainer, out, total_steps, write=main)
     if hasattr(trainer, "report_every"):
         # the loop engine reports (fetches its metrics, may checkpoint) at TensorBoard's cadence,
         # or more often when checkpoints are due more often
@@ -187,7 +189,7 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
         finally:
             tb.close()
         trainer.save(checkpoint)
-        return _finish(trainer, out, before, setup_s, eval_episodes)
+        return _finish(trainer, out, before, setup_s, eval_episodes, write=main)
     finally:
         close = getattr(trainer, "close", None)
         if close is not None:  # the loop engine's envs (asynchronous ones are processes)
@@ -195,12 +197,15 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
 
 
 def _finish(trainer: Any, out: Path, before: tuple[int, float, float], setup_s: float,
-            eval_episodes: int | None) -> int:
-    """Evaluation, summary.json, the plot and the final line of a finished run."""
+            eval_episodes: int | None, write: bool = True) -> int:
+    """Evaluation, summary.json, the plot and the final line of a finished run (all computed by
+    every process of a multi-process run; written by the one with ``write``)."""
     from ..utils._evaluate import evaluate_greedy
 
     t0 = time.perf_counter()
     summary = trainer.summary()
+    if not write:
+        return 0
     summary["setup_s"] = round(setup_s, 3)
     episodes = eval_episodes or trainer.config.eval_episodes
     summary["eval_mean_return"] = _round(evaluate_greedy(
