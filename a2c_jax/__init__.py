@@ -20,6 +20,7 @@ from . import (
 )
 from ._actor_critic import ActorCritic
 from ._core import Policy, V
+from ._export import load_policy
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "__version__",
     "experience_replay",
     "functional",
+    "load_policy",
     "policy_objectives",
     "proba_dists",
     "regularizers",
