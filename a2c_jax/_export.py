@@ -149,7 +149,10 @@ def describe_network(pi: Policy, config: TrainConfig, seed: int) -> dict[str, An
     """The ``network`` entry of an exported policy: the preset's settings when ``pi`` is the
     trainer's preset MLP (checked by building the preset again and comparing, see
     :func:`_same_network`), else ``{"kind": "custom"}``."""
-    preset = _preset_policy(pi.observation_space, pi.action_space, config, seed)
+    try:
+        preset = _preset_policy(pi.observation_space, pi.action_space, config, seed)
+    except (KeyError, TypeError, ValueError):  # a config the presets cannot build (your own run)
+        return {"kind": "custom", "algo": config.algo}
     if _same_network(pi, preset):
         return {"kind": "preset", "algo": config.algo, "hidden": list(config.hidden),
                 "activation": config.activation, "shared_backbone": config.shared_backbone}

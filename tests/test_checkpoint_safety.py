@@ -111,6 +111,7 @@ def test_loop_checkpoint_layout_and_round_trip(loop_checkpoint):
         resumed.close()
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_jit_checkpoint_round_trip(tmp_path):
     """The jit engine's state and gymnax's env parameters (changed ones too) come back exactly."""
     jt = JitTrainer("CartPole-v1", small(num_envs=4), seed=5, num_seeds=2)
@@ -222,6 +223,7 @@ def test_env_snapshot_refusals():
     envs.close()
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_envs_that_hold_objects_fall_back_to_a_reset_with_warnings(tmp_path):
     """LunarLander's Box2D world is not plain data: saving warns, loading resets the envs (seeded
     by seed + env_steps) and says so."""
@@ -241,6 +243,7 @@ def test_envs_that_hold_objects_fall_back_to_a_reset_with_warnings(tmp_path):
 
 # ---- refusals --------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_a_pickle_at_any_file_is_refused_and_never_run(loop_checkpoint, tmp_path):
     """Each file in turn (the manifest, the JSON, orbax's files) replaced by a pickle that would
     create a marker: refused, and the marker never appears; also when the manifest is rewritten
@@ -398,6 +401,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_kill_9_during_writes_leaves_a_loadable_checkpoint(tmp_path):
     """A process that saves in a loop, killed (SIGKILL) at random moments: the checkpoint always
     loads whole, as one of the saves."""
@@ -423,6 +427,7 @@ def test_kill_9_during_writes_leaves_a_loadable_checkpoint(tmp_path):
 
 # ---- the command line ------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 @pytest.mark.parametrize("command", ["eval", "resume", "export"])
 def test_tampered_checkpoint_is_one_line_on_the_command_line(loop_checkpoint, tmp_path, command):
     _, original = loop_checkpoint

@@ -38,6 +38,7 @@ def assert_same_policy(loaded, reference, S):
     assert loaded.observation_space == reference.observation_space
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 @pytest.mark.parametrize("env_id, algo, changes", [
     ("CartPole-v1", "a2c", {}),
     ("CartPole-v1", "a2c", {"shared_backbone": True, "activation": "relu"}),
@@ -63,6 +64,7 @@ def test_exported_policy_acts_as_the_trainers(tmp_path, env_id, algo, changes):
                                                                  "arrays"}
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_jit_export_of_one_run_of_several(tmp_path):
     jt = JitTrainer("CartPole-v1", small(num_envs=4), seed=7, num_seeds=2)
     jt.export(tmp_path / "policy", run=1)
@@ -75,6 +77,7 @@ def test_jit_export_of_one_run_of_several(tmp_path):
         jt.export(tmp_path / "other", run=2)
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_own_networks_need_their_function_again(tmp_path):
     trainer = Trainer("CartPole-v1", small(), seed=1, func_pi=func_pi, func_v=func_v)
     trainer.run(32, progress=False)
@@ -140,6 +143,7 @@ def test_other_spaces_cannot_be_exported():
         space_to_json(gymnasium.spaces.Tuple([gymnasium.spaces.Discrete(2)]))
 
 
+@pytest.mark.slow  # over 1.5 s (see tests/conftest.py)
 def test_cli_export_writes_a_policy(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", "--env", "CartPole-v1", "--num-envs", "2", "--steps", "40",

@@ -678,18 +678,26 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
 
     Raises:
         TypeError: ``state`` holds a value that cannot be saved (the message names where).
-        CheckpointError: ``path`` is a file or a directory that is not a checkpoint.
+        CheckpointError: ``path`` is a file or a directory that is not a checkpoint; or the run
+            has several processes (not supported yet).
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"a checkpoint's state must be a dict, got {type(state).__name__}")
+    if jax.process_count() > 1:
+        # the format is ready for it (a process file each, orbax writing the arrays together, one
+        # process committing after a barrier), the writing is not: refuse rather than let the
+        # processes replace each other's directories
+        raise CheckpointError("writing a checkpoint from several processes is not supported yet "
+                              f"(this run has {jax.process_count()})")
     arrays: dict[str, np.ndarray] = {}
     body = {"state": to_json(dict(state), arrays),
             "arrays": {k: {"dtype": a.dtype.name, "shape": list(a.shape)} for k, a in arrays.items()},
             "per_process": sorted(per_process or {}), "processes": jax.process_count()}
     local = {}
     for name, value in (per_process or {}).items():
-        if not _SAFE_NAME.match(name) or "." in name:
-            raise ValueError(f"invalid per-process entry name {name!r}")
+        if not _SAFE_NAME.match(name) or "." in name or name in state:
+            raise ValueError(f"invalid per-process entry name {name!r} (a name of the state, or "
+                             "not a plain file name)")
         local[process_file(name, jax.process_index())] = dump_json(value)
     state_bytes = dump_json(body)
 
