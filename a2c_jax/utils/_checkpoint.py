@@ -659,6 +659,18 @@ def process_file(name: str, process: int) -> str:
     return f"{name}.process-{process}.json"
 
 
+def require_one_process() -> None:
+    """Raises :class:`CheckpointError` in a run over several processes.
+
+    The format is ready for them (a process file each, orbax writing the arrays together, one
+    process committing the directory after a barrier); the writing is not done yet, and processes
+    that each wrote the whole directory would replace each other's.
+    """
+    if jax.process_count() > 1:
+        raise CheckpointError("writing a checkpoint from several processes is not supported yet "
+                              f"(this run has {jax.process_count()})")
+
+
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
                     per_process: Mapping[str, Any] | None = None, kind: str = "checkpoint") -> Path:
     """Writes ``state`` to the checkpoint directory ``path`` atomically (see the module docstring).
@@ -683,12 +695,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"a checkpoint's state must be a dict, got {type(state).__name__}")
-    if jax.process_count() > 1:
-        # the format is ready for it (a process file each, orbax writing the arrays together, one
-        # process committing after a barrier), the writing is not: refuse rather than let the
-        # processes replace each other's directories
-        raise CheckpointError("writing a checkpoint from several processes is not supported yet "
-                              f"(this run has {jax.process_count()})")
+    require_one_process()
     arrays: dict[str, np.ndarray] = {}
     body = {"state": to_json(dict(state), arrays),
             "arrays": {k: {"dtype": a.dtype.name, "shape": list(a.shape)} for k, a in arrays.items()},
