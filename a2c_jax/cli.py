@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +14,8 @@ if TYPE_CHECKING:  # imported when needed at run time: `a2c-jax --help` stays fa
 
     from .training import JitTrainer, TrainConfig, Trainer
 
-CHECKPOINT = "checkpoint.pkl"
+#: the checkpoint directory under a run's --out (format 3: orbax arrays, JSON and a manifest)
+CHECKPOINT = "checkpoint"
 
 
 class UsageError(Exception):
@@ -42,12 +44,25 @@ def _parser() -> argparse.ArgumentParser:
                    help="one torso for the policy and value heads, trained with one optimizer on "
                         "policy + entropy + vf_coef * value loss (a2c_jax.ActorCritic)")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/")
     t.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps (0: only at the end)")
     t.add_argument("--no-progress", action="store_true")
+    d = t.add_argument_group("several processes (jax.distributed; every process runs the same "
+                             "command with its own --process-id)")
+    d.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="process 0's address and a free port on it")
+    d.add_argument("--num-processes", type=int, default=None, metavar="N")
+    d.add_argument("--process-id", type=int, default=None, metavar="I", help="0 .. N-1")
+    d.add_argument("--join-timeout", type=int, default=60, metavar="S",
+                   help="seconds to wait for the other processes to join (default 60)")
     e = sub.add_parser("eval", help="replay a saved policy greedily")
-    e.add_argument("dir", type=Path)
+    e.add_argument("dir", type=Path, help="a run's --out directory (it reads DIR/checkpoint/)")
     e.add_argument("--episodes", type=int, default=10)
+    x = sub.add_parser("export", help="write a run's trained policy alone, for a2c_jax.load_policy")
+    x.add_argument("dir", type=Path, help="a run's --out directory (it reads DIR/checkpoint/)")
+    x.add_argument("--out", type=Path, required=True, help="the policy directory to write")
+    x.add_argument("--run", type=int, default=0,
+                   help="which run of an --engine jit checkpoint with --num-seeds (default 0)")
     return p
 
 
@@ -75,7 +90,7 @@ def _check_seed(seed: int | None, num_seeds: int) -> None:
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"   # processes of one run may share out
         probe.write_text("")
         probe.unlink()
     except OSError as err:
@@ -112,13 +127,45 @@ def train(args: argparse.Namespace) -> int:
 
     from .training import drive
 
+    multi = _start_processes(args)
     algo, config, steps, seed, out, ckpt = _run_settings(args, "-jit" if args.engine == "jit" else "")
     t0 = time.perf_counter()
     trainer = _load(args, ckpt) if args.resume else _new(args, config, seed)
     if args.resume:
         _check_resumed(args, trainer, ckpt)
-    return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
-                 progress=not args.no_progress, setup_s=time.perf_counter() - t0)
+    if not multi:
+        return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
+                     progress=not args.no_progress, setup_s=time.perf_counter() - t0)
+    from .training._distributed import abort_on_lost_process, is_main
+
+    with abort_on_lost_process():
+        return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
+                     progress=not args.no_progress and is_main(),
+                     setup_s=time.perf_counter() - t0)
+
+
+def _start_processes(args: argparse.Namespace) -> bool:
+    """Joins the multi-process run the options (or a detected cluster job) describe; whether
+    there is one."""
+    from .training._distributed import DistributedError, cluster_detected, initialize
+
+    given = (args.coordinator, args.num_processes, args.process_id)
+    if all(x is None for x in given) and not cluster_detected():
+        return False
+    if args.devices is not None:
+        raise UsageError("--devices is for one process; over several, every process's devices "
+                         "take part")
+    try:
+        if args.join_timeout < 1:
+            raise DistributedError(f"--join-timeout must be >= 1, got {args.join_timeout}")
+        initialize(*given, timeout_s=args.join_timeout)
+        from .training._distributed import check_same
+
+        # a process with another --num-processes joins process 0's run all the same: compared here
+        check_same({k: v for k, v in vars(args).items() if k != "process_id"})
+    except DistributedError as err:
+        raise UsageError(str(err)) from None
+    return True
 
 
 def _devices(args: argparse.Namespace) -> list[jax.Device]:
@@ -224,42 +271,79 @@ def _algo_and_config(env_id: str, algo: str | None,
     return algo, config
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def _load_saved(path: Path) -> Trainer | JitTrainer:
+    """The run saved at ``path``, of whichever engine wrote it (the jit engine's on one device:
+    evaluating and exporting need no mesh)."""
     from .training import Trainer
     from .utils import CheckpointError, load_checkpoint
 
-    if args.episodes < 1:
-        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
-    path = args.dir / CHECKPOINT
     try:
-        if load_checkpoint(path).get("engine") == "jit":
-            import jax
+        if load_checkpoint(path).get("engine") != "jit":
+            return Trainer.load(path)
+        import jax
 
-            from .training._jit import EngineError, JitTrainer
-            from .utils import evaluate_greedy
+        from .training._jit import EngineError, JitTrainer
 
-            try:  # evaluation needs no device mesh: one device whatever the run used
-                jit_trainer = JitTrainer.load(path, devices=jax.devices()[:1])
-            except EngineError as err:
-                raise UsageError(str(err)) from None
-            mean = evaluate_greedy(jit_trainer.policy(0), jit_trainer.env_id, args.episodes,
-                                   first_seed=1_000_000 + 1000 * jit_trainer.seed)
-            print(f"{jit_trainer.env_id} (--engine jit, seed {jit_trainer.seed}): mean greedy "
-                  f"return over {args.episodes} episodes: {mean:.2f}")
-            return 0
-        trainer = Trainer.load(path)
+        try:
+            return JitTrainer.load(path, devices=jax.devices()[:1])
+        except EngineError as err:
+            raise UsageError(str(err)) from None
     except CheckpointError as err:
         raise UsageError(str(err)) from None
-    mean = trainer.evaluate(args.episodes)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    from .training import Trainer
+
+    trainer = _load_saved(args.dir / CHECKPOINT)
+    if not isinstance(trainer, Trainer):
+        from .utils import evaluate_greedy
+
+        mean = evaluate_greedy(trainer.policy(0), trainer.env_id, args.episodes,
+                               first_seed=1_000_000 + 1000 * trainer.seed)
+        print(f"{trainer.env_id} (--engine jit, seed {trainer.seed}): mean greedy "
+              f"return over {args.episodes} episodes: {mean:.2f}")
+        return 0
+    try:
+        mean = trainer.evaluate(args.episodes)
+    finally:
+        trainer.close()
     print(f"{trainer.env_id}: mean greedy return over {args.episodes} episodes: {mean:.2f}")
-    trainer.close()
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """``a2c-jax export DIR --out PATH``: the policy of DIR's checkpoint, alone (see
+    :func:`a2c_jax.load_policy`)."""
+    from .training import Trainer
+    from .utils import CheckpointError
+
+    trainer = _load_saved(args.dir / CHECKPOINT)
+    try:
+        if not 0 <= args.run < trainer.num_seeds:
+            raise UsageError(f"--run must be between 0 and {trainer.num_seeds - 1} (the "
+                             f"checkpoint holds {trainer.num_seeds} run(s)), got {args.run}")
+        if isinstance(trainer, Trainer):
+            out = trainer.export(args.out)
+        else:
+            out = trainer.export(args.out, run=args.run)
+    except CheckpointError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        if isinstance(trainer, Trainer):
+            trainer.close()
+    print(f"wrote the policy of {trainer.env_id} ({trainer.config.algo}, --engine "
+          f"{trainer.engine}, seed {trainer.seed + args.run}, {trainer.env_steps:,} env steps) to "
+          f"{out}; load it with a2c_jax.load_policy({str(out)!r})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": train, "eval": evaluate}[args.command](args)
+        return {"train": train, "eval": evaluate, "export": export}[args.command](args)
     except UsageError as err:
         print(f"a2c-jax: error: {err}", file=sys.stderr)
         return 2

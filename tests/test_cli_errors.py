@@ -1,7 +1,10 @@
 """Bad input to `a2c-jax` and damaged checkpoints: one-line errors, never tracebacks or silent loads."""
 
+import copy
+import json
 import os
 import pickle
+import re
 import stat
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from a2c_jax import cli
 from a2c_jax.training import Trainer, preset
 from a2c_jax.training._trainer import build_functions, check_spaces
 from a2c_jax.utils import CheckpointError, _checkpoint, load_checkpoint, save_checkpoint
+from a2c_jax.utils._checkpoint import to_json
 
 
 def one_line_error(capsys, message):
@@ -109,140 +113,182 @@ def test_a_subprocess_gets_one_line_and_status_2(tmp_path):
 # ---- defect 3: incomplete checkpoints --------------------------------------------------------------
 
 def test_incomplete_checkpoint_names_the_missing_entry(tmp_path, capsys):
-    ckpt = tmp_path / "checkpoint.pkl"
+    ckpt = tmp_path / "checkpoint"
     save_checkpoint(ckpt, {})
     assert cli.main(["eval", str(tmp_path)]) == 2
-    one_line_error(capsys, "checkpoint.pkl is incomplete: it has no 'env_id' entry")
+    one_line_error(capsys, "checkpoint is incomplete: it has no 'env_id' entry")
     assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--resume"]) == 2
-    one_line_error(capsys, "checkpoint.pkl is incomplete: it has no 'env_id' entry")
+    one_line_error(capsys, "checkpoint is incomplete: it has no 'env_id' entry")
     with pytest.raises(CheckpointError, match="no 'env_id' entry"):
         Trainer.load(ckpt)
     # the jit engine's load reads the same helper's state
     save_checkpoint(ckpt, {"engine": "jit"})
     assert cli.main(["eval", str(tmp_path)]) == 2
-    one_line_error(capsys, "checkpoint.pkl is incomplete: it has no 'env_id' entry")
+    one_line_error(capsys, "checkpoint is incomplete: it has no 'env_id' entry")
     assert cli.main(["train", "--env", "CartPole-v1", "--engine", "jit", "--out", str(tmp_path),
                      "--resume"]) == 2
-    one_line_error(capsys, "checkpoint.pkl is incomplete: it has no 'env_id' entry")
+    one_line_error(capsys, "checkpoint is incomplete: it has no 'env_id' entry")
+
+
+def _save_state(path, st):
+    """A Trainer.state_dict() written as Trainer.save writes it (its envs in the process file)."""
+    st = dict(st)
+    local = st.pop("envs", None)
+    save_checkpoint(path, st, per_process=None if local is None else {"envs": local})
 
 
 def test_nested_missing_or_mismatched_entries_are_refused(tmp_path):
     trainer = small_trainer()
-    saved = pickle.dumps(_checkpoint._to_host(trainer.state_dict()))
+    trainer.run(8, progress=False)
+    saved = trainer.state_dict()  # plain data: JSON-able values and numpy arrays
     trainer.close()
-    ckpt = tmp_path / "c.pkl"
+    ckpt = tmp_path / "c"
+    layer = ("envs", "snapshot", "envs", 0, 0)
+
+    def at(st, keys):
+        for k in keys:
+            st = st[k]
+        return st
+
     for mutate, message in [
         (lambda st: st["keys"].pop("act"), "no 'keys/act' entry"),
         (lambda st: st.pop("train_seconds"), "no 'train_seconds' entry"),
         (lambda st: st.__setitem__("keys", 3), "its 'keys' entry is of type int, not dict"),
         (lambda st: st["config"].__setitem__("bogus", 1), "has an invalid config"),
         (lambda st: st.__setitem__("seed", -1), "has an invalid seed -1"),
-        (lambda st: st.__setitem__("learner", st["learner"]._replace(
-            v_params=st["learner"].pi_params)), "the saved learner state"),
+        (lambda st: st["learner"].__setitem__("v_params", st["learner"]["pi_params"]),
+         "the saved learner state"),
+        (lambda st: st["learner"]["pi_opt"].clear(), "the saved learner state"),
+        (lambda st: st.__setitem__("env_steps", "8"), "its 'env_steps' entry is not an int"),
+        (lambda st: st["envs"].__setitem__("obs", to_json(np.zeros((3, 4), np.float32))),
+         "its 'obs' is not float32[2, 4]"),
+        (lambda st: at(st, layer).__setitem__("type", "Other"),
+         "the saved env layer is a Other, make_vector_env builds a TimeLimit"),
+        (lambda st: at(st, layer)["attributes"].__setitem__("step", 3),
+         "defines step as a method or property"),
+        (lambda st: st["envs"].pop("snapshot"), "no 'envs/snapshot' entry"),
     ]:
-        st = pickle.loads(saved)
+        st = copy.deepcopy(saved)
         mutate(st)
-        save_checkpoint(ckpt, st)
-        with pytest.raises(CheckpointError, match=message):
+        _save_state(ckpt, st)
+        with pytest.raises(CheckpointError, match=re.escape(message) if "[" in message else message):
             Trainer.load(ckpt)
 
 
 def test_loaded_state_is_a_dict_pytree(tmp_path):
-    save_checkpoint(tmp_path / "a.pkl", {"x": np.arange(3), "y": {"z": np.ones(2)}})
-    a, b = load_checkpoint(tmp_path / "a.pkl"), load_checkpoint(tmp_path / "a.pkl")
+    save_checkpoint(tmp_path / "a", {"x": np.arange(3), "y": {"z": np.ones(2)}})
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "a")
     assert a == {"x": a["x"], "y": a["y"]} and isinstance(a, dict)
     total = jax.tree.map(lambda x, y: x + y, a, b)
     np.testing.assert_array_equal(total["x"], 2 * np.arange(3))
-    save_checkpoint(tmp_path / "b.pkl", total)  # a loaded state saves again as a plain dict
-    assert type(pickle.loads(_payload(tmp_path / "b.pkl"))) is dict
+    save_checkpoint(tmp_path / "b", total)  # a loaded state saves again
+    assert type(load_checkpoint(tmp_path / "b")) is _checkpoint.CheckpointState
 
 
 # ---- defect 5: checksums, old format, durability ----------------------------------------------------
 
-def _payload(path):
-    data = path.read_bytes()
-    return data[data.index(b"\n", len(_checkpoint._MAGIC_LINE)) + 1:]
+def _files(path):
+    return sorted(p for p in path.rglob("*") if p.is_file())
 
 
-def test_a_flipped_bit_in_the_payload_is_refused(tmp_path):
-    """A saved 0 whose byte flips would come back as 2.0: the checksum refuses the file."""
-    path = tmp_path / "c.pkl"
+def test_a_flipped_bit_in_an_array_file_is_refused(tmp_path):
+    """A saved 0 whose bit flips would come back as another number: the checksum refuses it."""
+    path = tmp_path / "c"
     save_checkpoint(path, {"x": np.zeros(16)})
-    data = bytearray(path.read_bytes())
-    i = data.rindex(bytes(8)) + 7  # the exponent byte of the last zero
-    data[i] ^= 0x40
-    path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="is damaged: checksum mismatch"):
-        load_checkpoint(path)
+    for file in _files(path / "arrays"):
+        good = file.read_bytes()
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0x40
+        file.write_bytes(bytes(bad))
+        with pytest.raises(CheckpointError, match="has changed \\(checksum mismatch\\)"):
+            load_checkpoint(path)
+        file.write_bytes(good)
+    np.testing.assert_array_equal(load_checkpoint(path)["x"], np.zeros(16))
 
 
 def test_every_single_bit_flip_is_refused(tmp_path):
-    """Whatever bit of a checkpoint flips (magic, header or payload), it is refused."""
-    path = tmp_path / "c.pkl"
+    """Whatever bit of state.json flips, and one bit of every byte of every other file (the
+    manifest and orbax's files), the checkpoint is refused."""
+    path = tmp_path / "c"
     save_checkpoint(path, {"x": np.arange(4.0), "n": 7})
-    good = path.read_bytes()
-    for i in range(len(good)):
-        for bit in range(8):
-            bad = bytearray(good)
-            bad[i] ^= 1 << bit
-            path.write_bytes(bytes(bad))
-            with pytest.raises(CheckpointError):
-                load_checkpoint(path)
+    for file in _files(path):
+        good = file.read_bytes()
+        every_bit = file.name == "state.json"
+        for i in range(len(good)):
+            for bit in range(8) if every_bit else [i % 8]:
+                bad = bytearray(good)
+                bad[i] ^= 1 << bit
+                file.write_bytes(bytes(bad))
+                with pytest.raises(CheckpointError):
+                    load_checkpoint(path)
+        file.write_bytes(good)
+    assert load_checkpoint(path)["n"] == 7
 
 
-def test_truncated_and_future_files_are_refused(tmp_path):
-    path = tmp_path / "c.pkl"
+def test_truncated_and_future_checkpoints_are_refused(tmp_path):
+    path = tmp_path / "c"
     save_checkpoint(path, {"x": np.arange(100)})
-    good = path.read_bytes()
-    path.write_bytes(good[:-10])
-    with pytest.raises(CheckpointError, match="is damaged: .* payload bytes"):
+    state = path / "state.json"
+    good = state.read_bytes()
+    state.write_bytes(good[:-10])
+    with pytest.raises(CheckpointError, match="state.json has .* bytes, its manifest.json says .* "
+                                              "\\(truncated or extended\\)"):
         load_checkpoint(path)
-    path.write_bytes(good.replace(b'"format_version":2', b'"format_version":3'))
-    with pytest.raises(CheckpointError, match="has checkpoint format 3, this a2c_jax reads "
-                                              "formats 1 and 2"):
+    state.write_bytes(good)
+    manifest = path / "manifest.json"
+    future = json.loads(manifest.read_bytes())
+    future["format_version"] = 4
+    manifest.write_bytes(_checkpoint.dump_json(future, canonical=True))
+    with pytest.raises(CheckpointError, match="has checkpoint format 4; this a2c_jax reads "
+                                              "format 3"):
         load_checkpoint(path)
 
 
 def test_damaged_checkpoint_on_the_command_line(tmp_path, capsys):
     trainer = small_trainer()
-    trainer.save(tmp_path / "checkpoint.pkl")
+    trainer.save(tmp_path / "checkpoint")
     trainer.close()
-    path = tmp_path / "checkpoint.pkl"
-    data = bytearray(path.read_bytes())
+    file = max(_files(tmp_path / "checkpoint" / "arrays"), key=lambda p: p.stat().st_size)
+    data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    file.write_bytes(bytes(data))
     assert cli.main(["eval", str(tmp_path), "--episodes", "1"]) == 2
-    one_line_error(capsys, "checkpoint.pkl is damaged: checksum mismatch")
+    one_line_error(capsys, "has changed (checksum mismatch)")
     assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--resume"]) == 2
-    one_line_error(capsys, "checkpoint.pkl is damaged: checksum mismatch")
+    one_line_error(capsys, "has changed (checksum mismatch)")
 
 
-def _write_v1(path, state):
-    """A checkpoint as format 1 wrote it: a bare pickle, no checksum."""
-    payload = {"magic": "a2c_jax-checkpoint", "format_version": 1,
-               "state": _checkpoint._to_host(state)}
-    path.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+def test_format_1_and_2_pickles_are_refused_unread(tmp_path, capsys):
+    """checkpoint.pkl of an older a2c_jax (format 1: a bare pickle; format 2: a header and a
+    pickle) is refused with the reason, and never unpickled."""
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps({"magic": "a2c_jax-checkpoint", "format_version": 1,
+                            "state": _Touch(marker)})
+    header = b'{"format_version":2,"payload":"pickle"}\n'
+    for data in (payload, b"a2c_jax-checkpoint\n" + header + payload):
+        (tmp_path / "checkpoint.pkl").write_bytes(data)
+        with pytest.raises(CheckpointError, match="a pickle \\(format 1 or 2\\).* loading one "
+                                                  "can run code from the file: retrain"):
+            load_checkpoint(tmp_path / "checkpoint.pkl")
+        assert cli.main(["eval", str(tmp_path)]) == 2
+        one_line_error(capsys, "no checkpoint at")
+        assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path),
+                         "--resume"]) == 2
+        one_line_error(capsys, "checkpoint.pkl is a checkpoint of an older a2c_jax")
+    assert not marker.exists()
 
 
-def test_format_1_files_without_a_checksum_still_load(tmp_path):
-    path = tmp_path / "old.pkl"
-    _write_v1(path, {"x": np.arange(3)})
-    np.testing.assert_array_equal(load_checkpoint(path)["x"], np.arange(3))
-    trainer = small_trainer(seed=5)
-    trainer.run(16, progress=False)
-    _write_v1(path, trainer.state_dict())
-    resumed = Trainer.load(path)
-    assert resumed.env_steps == trainer.env_steps and resumed.seed == 5
-    jax.tree.map(np.testing.assert_array_equal, resumed.pi.params, trainer.pi.params)
-    resumed.close()
-    trainer.close()
-    path.write_bytes(pickle.dumps({"magic": "a2c_jax-checkpoint", "format_version": 7,
-                                   "state": {}}))
-    with pytest.raises(CheckpointError, match="has checkpoint format 7"):
-        load_checkpoint(path)
+class _Touch:
+    """Unpickling creates ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
 
 
-def test_save_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
+def test_save_fsyncs_the_files_and_directories(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
 
@@ -251,6 +297,8 @@ def test_save_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
         real(fd)
 
     monkeypatch.setattr(_checkpoint.os, "fsync", fsync)
-    save_checkpoint(tmp_path / "c.pkl", {"x": 1})
-    assert synced == [False, True]  # the temporary file, then the directory after the rename
-    assert [p.name for p in tmp_path.iterdir()] == ["c.pkl"]
+    save_checkpoint(tmp_path / "c", {"x": np.arange(3)})
+    files = len(_files(tmp_path / "c"))
+    assert synced.count(False) == files  # every file, the manifest too
+    assert synced[-1] is True  # the parent directory, after the rename
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]

@@ -36,7 +36,7 @@ import functools
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -49,7 +49,7 @@ import numpy as np
 from .._core import Policy
 from .._core._base import raw_key
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..utils._trees import check_same_tree
+from ..utils._trees import tree_from_state_dict, tree_to_state_dict
 from ._driver import plot_learning_curve, run_summary
 from ._presets import TrainConfig
 from ._trainer import _KEY_STREAM, _tuples, build_learner
@@ -466,19 +466,26 @@ class JitTrainer:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """Every run's full state as plain data, what :meth:`save` writes: JSON-able values and
+        numpy arrays (the engine state and gymnax's env parameters as nested dicts,
+        :func:`~a2c_jax.utils._trees.tree_to_state_dict`)."""
         if not all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(self.state)):
             raise EngineError("checkpoints of a run sharded over several hosts are not supported: "
                               "this process holds only its own envs")
         return {
             "engine": "jit", "env_id": self.env_id, "seed": self.seed, "num_seeds": self.num_seeds,
-            "config": dataclasses.asdict(self.config), "state": jax.tree.map(_fetch, self.state),
-            "env_params": jax.device_get(self.env_params),
+            "config": dataclasses.asdict(self.config),
+            "state": tree_to_state_dict(jax.tree.map(_fetch, self.state)),
+            "env_params": tree_to_state_dict(jax.device_get(self.env_params)),
             "env_steps": self.env_steps, "updates": self.updates, "compile_s": self.compile_s,
-            "train_seconds": self.train_seconds, "history": self.history,
+            "train_seconds": self.train_seconds,
+            "history": {k: np.concatenate(v, axis=1) for k, v in self.history.items()},
         }
 
     def save(self, path: str | Path) -> Path:
-        """Writes every run's full state atomically (see :func:`a2c_jax.utils.save_checkpoint`)."""
+        """Writes every run's full state to the checkpoint directory ``path``, atomically and
+        without pickle (:func:`a2c_jax.utils.save_checkpoint`: arrays by orbax, the rest as
+        JSON)."""
         return save_checkpoint(path, self.state_dict())
 
     @classmethod
@@ -486,27 +493,85 @@ class JitTrainer:
              func_pi: Callable | None = None, func_v: Callable | None = None) -> JitTrainer:
         """Rebuilds the runs saved by :meth:`save`, ready to continue (on ``devices``).
 
-        Runs trained with your own ``func_pi``/``func_v`` need the same functions again.
+        The saved arrays are put into the structures the rebuilt runs hold (never one named in
+        the file), and gymnax's env parameters into the env's default ones. Runs trained with
+        your own ``func_pi``/``func_v`` need the same functions again.
+
+        Raises:
+            CheckpointError: the checkpoint is missing, damaged, foreign, of another format (old
+                ``.pkl`` pickles are refused, unread), of the loop engine, or does not fit the
+                rebuilt runs; the message names the problem.
         """
         st = load_checkpoint(path)
         if st.get("engine") != "jit":
             raise CheckpointError(f"{path} was written by the loop engine, not --engine jit")
-        trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
-                      st["num_seeds"], devices=devices, env_params=st["env_params"],
-                      func_pi=func_pi, func_v=func_v)
+        _check_jit_entries(st, path)
+        _, default_params = make_jax_env(st["env_id"])
         try:
-            check_same_tree(st["state"], trainer.state, f"{path}: the saved state")
+            env_params = tree_from_state_dict(default_params, st["env_params"],
+                                              f"{path}: env_params")
         except (TypeError, ValueError) as err:
             raise CheckpointError(str(err)) from None
-        trainer.state = jax.device_put(st["state"], trainer._shardings)
+        try:
+            trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
+                          st["num_seeds"], devices=devices, env_params=env_params,
+                          func_pi=func_pi, func_v=func_v)
+        except EngineError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path} has an invalid config or seed: {err}") from None
+        # numpy leaves in the rebuilt state's structure, then placed with its shardings
+        like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainer.state)
+        try:
+            state = tree_from_state_dict(like, st["state"], f"{path}: the saved state")
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(str(err)) from None
+        trainer.state = jax.device_put(state, trainer._shardings)
         trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
         trainer.compile_s, trainer.train_seconds = st["compile_s"], st["train_seconds"]
-        trainer.history = st["history"]
+        trainer.history = {k: [v] for k, v in st["history"].items()}
         return trainer
+
+    def export(self, path: str | Path, run: int = 0) -> Path:
+        """Writes run ``run``'s trained policy alone to the directory ``path``, in the
+        checkpoints' safe format: parameters, function state, the network's description, the
+        spaces and the env id. :func:`a2c_jax.load_policy` reads it without this run's objects."""
+        from .._export import export_policy
+
+        return export_policy(path, self.policy(run), env_id=self.env_id, engine=self.engine,
+                             config=self.config, seed=self.seed + run, env_steps=self.env_steps)
 
     def plot(self, path: str | Path) -> None:
         """The learning curves as a PNG (:func:`~a2c_jax.training.plot_learning_curve`)."""
         plot_learning_curve(self, Path(path))
+
+
+def _check_jit_entries(st: Mapping[str, Any], path: str | Path) -> None:
+    """Raises :class:`CheckpointError` naming the first entry of a jit checkpoint that is missing
+    or not of its kind."""
+    def count(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "env_id": (lambda x: x in JAX_NATIVE_ENVS, f"one of {', '.join(JAX_NATIVE_ENVS)}"),
+        "seed": (lambda x: count(x) and x <= 2**32 - 1, "a seed (0 .. 2**32 - 1)"),
+        "num_seeds": (lambda x: count(x) and x >= 1, "an int >= 1"),
+        "config": (lambda x: isinstance(x, dict), "a dict"),
+        "state": (lambda x: isinstance(x, dict), "a dict"),
+        "env_params": (lambda _: True, ""),
+        "env_steps": (count, "an int >= 0"), "updates": (count, "an int >= 0"),
+        "compile_s": (lambda x: x is None or number(x), "a number or null"),
+        "train_seconds": (number, "a number"),
+        "history": (lambda x: isinstance(x, dict) and all(
+            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == st["num_seeds"]
+            for v in x.values()), "a dict of [num_seeds, n] arrays"),
+    }
+    for name, (ok, expected) in checks.items():
+        if not ok(st[name]):  # a missing entry raises CheckpointError naming it
+            raise CheckpointError(f"{path} is damaged: its {name!r} entry is not {expected}")
 
 
 def _fetch(x: chex.Array) -> np.ndarray:

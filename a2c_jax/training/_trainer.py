@@ -4,7 +4,8 @@ The rollout is ``n_steps`` vector steps of ``num_envs`` envs (one compiled polic
 step); its update is one compiled call of the pure
 :meth:`Learner.update <a2c_jax.training._update.Learner.update>` that the jitted engine runs in
 its ``lax.scan`` (values, GAE, epochs of minibatches, the fused steps). No second copy of the
-maths or of the orchestration.
+maths or of the orchestration. The envs can be split over devices and processes (see
+:class:`Trainer`): each process steps its own, the update all-reduces the gradients.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 import signal
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,12 +35,21 @@ from .._core._base import raw_key
 from ..policy_objectives import PPOClip, VanillaPG
 from ..regularizers import EntropyRegularizer
 from ..td_learning import SimpleTD
-from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..utils._checkpoint import (
+    CheckpointError,
+    from_json,
+    load_checkpoint,
+    require_one_process,
+    save_checkpoint,
+    to_json,
+)
+from ..utils._env_state import restore_vector_env, snapshot_vector_env
 from ..utils._evaluate import evaluate_greedy
 from ..utils._metrics import pack_metrics
 from ..utils._sync import _shared_groups
-from ..utils._trees import check_same_tree
+from ..utils._trees import tree_from_state_dict, tree_to_state_dict
 from ..value_losses import mse
+from ._distributed import local_env_slice
 from ._driver import eval_seed, plot_learning_curve, run_summary
 from ._presets import TrainConfig
 from ._update import Learner, LearnerState, Rollout
@@ -201,12 +212,34 @@ def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
     return pi, v, td, pg, ac, Learner(pi, v, td, pg, config, ac, sync_shared=shares)
 
 
-def _act(pi: Policy, params: hk.Params, function_state: hk.State, key: chex.PRNGKey,
-         S: chex.Array) -> tuple[chex.Array, chex.PRNGKey]:
-    """Pure: the actions and log-probabilities for a batch, packed as one float32 array
-    ``[B, action_size + 1]`` (one device-to-host copy per vector step), and the next key."""
+def sample_per_env(pi: Policy, params: hk.Params, function_state: hk.State,
+                   step_key: chex.PRNGKey, S: chex.Array,
+                   first: int = 0) -> tuple[chex.Array, chex.Array]:
+    """Pure: ``(A, logP)`` for a batch of envs ``first, first + 1, ...`` (global indices), env
+    ``k`` sampled with its own key ``fold_in(step_key, k)`` from its own row.
+
+    Env ``k``'s action depends on ``step_key``, ``k`` and its observation only, not on which other
+    envs share the batch: the envs of a run split over devices or processes act as they would in
+    one batch. (``vmap`` of ``pi.sample_fn`` over single rows: the network still runs as one
+    batched matmul.)
+    """
+    index = first + jnp.arange(S.shape[0], dtype=jnp.uint32)
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(step_key, index)
+
+    def one(key: chex.PRNGKey, s: chex.Array) -> tuple[chex.Array, chex.Array]:
+        A, logP = pi.sample_fn(params, function_state, key, s[None])
+        return A[0], logP[0]
+
+    return jax.vmap(one)(keys, S)
+
+
+def _act(pi: Policy, first: int, params: hk.Params, function_state: hk.State,
+         key: chex.PRNGKey, S: chex.Array) -> tuple[chex.Array, chex.PRNGKey]:
+    """Pure: the actions and log-probabilities of this process's envs (global indices ``first,
+    ...``; :func:`sample_per_env` with one step key split from ``key``), packed as one float32
+    array ``[B, action_size + 1]`` (one device-to-host copy per vector step), and the next key."""
     key, subkey = jax.random.split(key)
-    A, logP = pi.sample_fn(params, function_state, subkey, S)
+    A, logP = sample_per_env(pi, params, function_state, subkey, S, first)
     flat = A.reshape(A.shape[0], -1).astype(jnp.float32)
     return jnp.concatenate([flat, logP[:, None].astype(jnp.float32)], axis=1), key
 
@@ -222,6 +255,28 @@ def _learn(learner: Learner, names: list[str], state: LearnerState, rollout: Rol
     return state, values, key
 
 
+def _learn_gathering(learner: Learner, names: list[str], state: LearnerState, rollout: Rollout,
+                     hparams: dict[str, Any], key: chex.PRNGKey, episodes: chex.Array,
+                     ) -> tuple[LearnerState, chex.Array, chex.PRNGKey, chex.Array]:
+    """Pure: :func:`_learn`, and ``episodes`` passed through: compiled with ``episodes`` sharded
+    by env in and replicated out, the same program all-gathers every process's finished
+    episodes (no second collective per rollout)."""
+    return (*_learn(learner, names, state, rollout, hparams, key), episodes)
+
+
+def _episode_bits(ended: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """``[T, E, 3]`` uint32: whether env ``e`` ended an episode at step ``t``, and that episode's
+    float64 return as two uint32 words (exact, with JAX's 32-bit default types)."""
+    words = np.ascontiguousarray(returns, np.float64).view(np.uint32).reshape(*returns.shape, 2)
+    return np.concatenate([ended[..., None].astype(np.uint32), words], axis=-1)
+
+
+def _from_episode_bits(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_episode_bits` undone: ``(ended [T, E] bool, returns [T, E] float64)``."""
+    words = np.ascontiguousarray(bits[..., 1:])
+    return bits[..., 0].astype(bool), words.view(np.float64)[..., 0]
+
+
 class Trainer:
     """One training run of A2C or PPO over gymnasium vector envs.
 
@@ -230,6 +285,23 @@ class Trainer:
     the same function the jitted engine runs inside its ``lax.scan``. The run's parameters and
     optimizer states are :attr:`state` (a :class:`~a2c_jax.training._update.LearnerState`);
     :attr:`pi` and :attr:`v` hand them out as :class:`~a2c_jax.Policy`/:class:`~a2c_jax.V`.
+
+    Data parallelism: the ``num_envs`` global envs are split evenly over ``devices``, in order,
+    and each process steps only the block of its own devices (:attr:`env_slice`; global env ``k``
+    is seeded with ``seed + k``). Every process holds the same act key stream: each vector step
+    splits one step key off it and env ``k`` samples with ``fold_in(step_key, k)`` from its own
+    row (:func:`sample_per_env`), so an env acts the same whatever batch it is in. Acting runs on
+    the process's first device with a local copy of the parameters. With several devices the
+    update runs over a :attr:`mesh` (axis ``"envs"``): the state replicated, the rollout sharded
+    by env, and the one compiled call all-reduces the gradients (the losses are means over the
+    global batch). Over several processes the same call also all-gathers the finished episodes,
+    which every process records in the order one process sees them (by vector step, then global
+    env index): :attr:`returns`, :attr:`ends`, :attr:`solved_at_step`, :attr:`env_steps` (global
+    env steps), the curves and the summary are the same in every process and equal to one
+    process's with the same global envs and seed; the parameters equal up to the float
+    reassociation of the all-reduce. :attr:`obs`, :attr:`ep_return` and :attr:`ep_length` are
+    the process's own envs. With one device in one process nothing of this is used: numpy in,
+    the plain compiled update.
 
     Args:
         env_id: a gymnasium env id.
@@ -240,6 +312,9 @@ class Trainer:
             MLPs), as for :class:`~a2c_jax.training.JitTrainer`.
         report_every: :meth:`run` fetches the metrics from the device and calls ``on_report``
             every this many updates (and at the end).
+        devices: the devices to split the envs over, each process's consecutive (default: the
+            first device of each process; one process: JAX's default device). ``num_envs``
+            must be a multiple of their number (else ``ValueError``).
     """
 
     engine = "loop"
@@ -247,12 +322,22 @@ class Trainer:
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0,
                  asynchronous: bool = False, *, func_pi: Callable | None = None,
-                 func_v: Callable | None = None, report_every: int = 100) -> None:
+                 func_v: Callable | None = None, report_every: int = 100,
+                 devices: list[jax.Device] | None = None) -> None:
         self.env_id, self.seed = env_id, seed
         self._config = config
         self.asynchronous = asynchronous
         self.report_every = max(1, int(report_every))
         self.steps_per_update = config.n_steps * config.num_envs
+        #: the devices the envs are split over, in order (default: each process's first device)
+        self.devices = (list(devices) if devices is not None else
+                        [jax.local_devices(process_index=p)[0] for p in range(jax.process_count())])
+        if not self.devices or config.num_envs % len(self.devices):
+            raise ValueError(f"num_envs ({config.num_envs}) must be a multiple of the number of "
+                             f"devices ({len(self.devices)}) to split the envs over them")
+        #: the global indices of the envs this process steps
+        self.env_slice = local_env_slice(config.num_envs, self.devices)
+        self._set_up_mesh()
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         try:
@@ -260,18 +345,26 @@ class Trainer:
                 probe, config, seed, func_pi, func_v)
         finally:
             probe.close()
-        #: the parameters, function states and optimizer states of the run
-        self.state: LearnerState = self.learner.init(self._pi.params, self._pi.function_state,
-                                                     self._v.params, self._v.function_state)
+        self.state = self.learner.init(self._pi.params, self._pi.function_state,
+                                       self._v.params, self._v.function_state)
+        # every process holds the same two key streams: acting (one step key per vector step,
+        # folded with each env's global index) and updating (replicated over the mesh)
         self._act_key, self._key = raw_key(seed, 1), raw_key(seed, _KEY_STREAM)
-        self._act = jax.jit(functools.partial(_act, self._pi))
+        if self.mesh is not None:
+            self._key = self._replicate(self._key)
+        first = self.env_slice.start
+        self._act = jax.jit(functools.partial(_act, self._pi, first))
         self._metric_names: list[str] = []
-        self._learn = jax.jit(functools.partial(_learn, self.learner, self._metric_names))
+        self._learn = self._compile_learn()
         self._hparams_cache: tuple[Any, Any] = (None, None)
-        self.envs = make_vector_env(env_id, config.num_envs, asynchronous)
-        self.obs, _ = self.envs.reset(seed=seed)
-        K = config.num_envs
+        K = self.env_slice.stop - first
+        self.envs = make_vector_env(env_id, K, asynchronous)
+        # sub-env j of this process is global env first + j, seeded with seed + first + j
+        self.obs, _ = self.envs.reset(seed=seed + first)
         self.ep_return, self.ep_length = np.zeros(K), np.zeros(K, np.int64)
+        # with the envs over several processes: this rollout's ends of this process's episodes
+        # (per vector step: which envs ended, their returns), merged with the others' at the update
+        self._local_ends: list[tuple[np.ndarray, np.ndarray]] = []
         self.returns: list[float] = []   # every finished episode, in order
         self.ends: list[int] = []        # the env step at which each one finished
         self.recent: deque[float] = deque(maxlen=100)
@@ -290,6 +383,72 @@ class Trainer:
         """The run's configuration (read-only: the compiled update is built from it)."""
         return self._config
 
+    # ---- devices and processes ----------------------------------------------------------------
+
+    def _set_up_mesh(self) -> None:
+        """One device: no mesh (numpy in, the update compiled for that device). Several: a mesh
+        over them (axis ``"envs"``), with the shardings of the replicated state and of the
+        rollout split by env."""
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        #: the mesh the update runs on (``None`` with one device)
+        self.mesh: Mesh | None = None
+        # the one device, when it is not JAX's default one (the state is put there)
+        self._device = self.devices[0] if self.devices[0] != jax.devices()[0] else None
+        # several processes' envs: each update also gathers the processes' finished episodes
+        self._gather = len({d.process_index for d in self.devices}) > 1
+        if len(self.devices) == 1:
+            return
+        self.mesh = Mesh(np.asarray(self.devices), ("envs",))
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._by_env = NamedSharding(self.mesh, PartitionSpec("envs"))            # [E, ...]
+        self._by_env_t = NamedSharding(self.mesh, PartitionSpec(None, "envs"))    # [T, E, ...]
+
+    def _replicate(self, x: Any) -> jax.Array:
+        """``x`` (the same value in every process) as one array replicated over the mesh."""
+        if isinstance(x, jax.Array) and x.sharding == self._replicated:
+            return x
+        return jax.make_array_from_process_local_data(self._replicated, np.asarray(x))
+
+    def _compile_learn(self) -> Callable:
+        """``_learn`` jitted: plainly with one device; with a mesh, the state, hyperparameters and
+        key replicated and the rollout split by env, so the compiler all-reduces the gradients
+        (and, over several processes, all-gathers the finished episodes)."""
+        learn = functools.partial(_learn, self.learner, self._metric_names)
+        if self.mesh is None:
+            return jax.jit(learn)
+        rep, by_env_t = self._replicated, self._by_env_t
+        rollout = Rollout._make([by_env_t] * 7 + [self._by_env])   # S_next: [E, ...]
+        if not self._gather:
+            return jax.jit(learn, in_shardings=(rep, rollout, rep, rep), out_shardings=rep)
+        return jax.jit(functools.partial(_learn_gathering, self.learner, self._metric_names),
+                       in_shardings=(rep, rollout, rep, rep, by_env_t), out_shardings=rep)
+
+    @property
+    def state(self) -> LearnerState:
+        """The parameters, function states and optimizer states of the run; with several devices,
+        global arrays replicated over :attr:`mesh` (a state set here is put there)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: LearnerState) -> None:
+        if self.mesh is not None:
+            value = jax.tree.map(self._replicate, value)
+        elif self._device is not None:
+            value = jax.device_put(value, self._device)
+        self._set_state(value)
+
+    def _set_state(self, value: LearnerState) -> None:
+        self._state = value
+        if self.mesh is not None:  # acting runs on this process's first device, on a local copy
+            self._act_params = self._local((value.pi_params, value.pi_state))
+
+    def _local(self, tree: Any) -> Any:
+        """``tree``'s arrays on this process's first device (the replicas are all the same)."""
+        if self.mesh is None:
+            return tree
+        return jax.tree.map(lambda x: x.addressable_data(0), tree)
+
     # ---- the networks -------------------------------------------------------------------------
 
     @property
@@ -300,13 +459,15 @@ class Trainer:
         :meth:`policy` gives an independent copy). :attr:`td`, :attr:`pg` and :attr:`ac` are the
         run's configuration; their own optimizer states are not the run's (those are in
         :attr:`state`)."""
-        self._pi.params, self._pi.function_state = self.state.pi_params, self.state.pi_state
+        self._pi.params, self._pi.function_state = self._local((self.state.pi_params,
+                                                                self.state.pi_state))
         return self._pi
 
     @property
     def v(self) -> V:
         """The value function, holding the run's current parameters."""
-        self._v.params, self._v.function_state = self.state.v_params, self.state.v_state
+        self._v.params, self._v.function_state = self._local((self.state.v_params,
+                                                              self.state.v_state))
         return self._v
 
     def policy(self, run: int = 0) -> Policy:
@@ -320,12 +481,13 @@ class Trainer:
     def params(self, run: int = 0) -> tuple[Any, Any]:
         """``(pi_params, v_params)`` on the host (``run`` must be 0)."""
         self.policy(run)
-        return jax.device_get((self.state.pi_params, self.state.v_params))
+        return jax.device_get(self._local((self.state.pi_params, self.state.v_params)))
 
     # ---- one rollout and its update -----------------------------------------------------------
 
     def _rollout(self) -> Rollout:
-        K, T = self.config.num_envs, self.config.n_steps
+        """``n_steps`` vector steps of this process's envs (``[T, K, ...]``, ``K`` local envs)."""
+        K, T = len(self.ep_return), self.config.n_steps
         obs_shape = self.obs.shape[1:]
         S = np.zeros((T, K, *obs_shape), self.obs.dtype)
         finals = np.zeros_like(S)
@@ -335,10 +497,12 @@ class Trainer:
                      np.int64 if discrete else space.dtype)
         logP = np.zeros((T, K), np.float32)
         R, term, trunc = np.zeros((T, K), np.float32), np.zeros((T, K), bool), np.zeros((T, K), bool)
-        st = self.state
+        params, fstate = ((self.state.pi_params, self.state.pi_state) if self.mesh is None
+                          else self._act_params)
+        self._local_ends = []
         for t in range(T):
             S[t] = self.obs
-            packed, self._act_key = self._act(st.pi_params, st.pi_state, self._act_key, self.obs)
+            packed, self._act_key = self._act(params, fstate, self._act_key, self.obs)
             packed = np.asarray(packed)
             a = packed[:, 0].astype(np.int64) if discrete else packed[:, :-1].reshape(A.shape[1:])
             obs, r, te, tr, info = self.envs.step(a)
@@ -351,41 +515,96 @@ class Trainer:
         return Rollout(S, A, logP, R, term, trunc, finals, self.obs)
 
     def _count(self, rewards: np.ndarray, ended: np.ndarray) -> None:
+        """One vector step of this process's envs: their running episodes, the global step count
+        and, when every env is here, the episodes that ended (in env order)."""
         self.ep_return += rewards
         self.ep_length += 1
-        self.env_steps += len(rewards)
+        self.env_steps += self.config.num_envs
         if not ended.any():
+            if self._gather:
+                self._local_ends.append((ended, np.zeros(len(rewards))))
             return
-        self._mean100 = None
+        if self._gather:  # the other processes' envs end episodes too: merged at the update
+            self._local_ends.append((ended, np.where(ended, self.ep_return, 0.0)))
+            self.ep_return[ended], self.ep_length[ended] = 0.0, 0
+            return
         for k in np.flatnonzero(ended):
-            self.returns.append(float(self.ep_return[k]))
-            self.ends.append(self.env_steps)
-            self.recent.append(float(self.ep_return[k]))
+            self._record(float(self.ep_return[k]), self.env_steps)
             self.ep_return[k], self.ep_length[k] = 0.0, 0
-            if (self.solved_at_step is None and self.reward_threshold is not None
-                    and len(self.recent) == 100 and np.mean(self.recent) >= self.reward_threshold):
-                self.solved_at_step = self.env_steps
+
+    def _record(self, ret: float, step: int) -> None:
+        """A finished episode: its return, ended at global env step ``step``."""
+        self._mean100 = None
+        self.returns.append(ret)
+        self.ends.append(step)
+        self.recent.append(ret)
+        if (self.solved_at_step is None and self.reward_threshold is not None
+                and len(self.recent) == 100 and np.mean(self.recent) >= self.reward_threshold):
+            self.solved_at_step = step
+
+    def _merge_episodes(self, bits: np.ndarray) -> None:
+        """Records every process's episodes that ended in the last rollout, gathered as
+        ``[T, E, 3]`` (:func:`_episode_bits`, global env order), in the order one process would
+        see them: by vector step, then by global env index."""
+        ended, returns = _from_episode_bits(bits)
+        T, E = ended.shape
+        start = self.env_steps - T * E
+        for t, k in zip(*np.nonzero(ended)):   # row-major: step by step, env by env
+            self._record(float(returns[t, k]), start + (int(t) + 1) * E)
 
     def _hparams(self) -> dict[str, Any]:
         """The updaters' hyperparameters as device arrays, converted again only when changed."""
         # a copy of the values: an updater may hand out (and later change) its own dict
         now = jax.tree.map(float, self.learner.hyperparams())
         if now != self._hparams_cache[0]:
-            self._hparams_cache = (now, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), now))
+            put = (functools.partial(jnp.asarray, dtype=jnp.float32) if self.mesh is None
+                   else lambda x: self._replicate(np.float32(x)))
+            self._hparams_cache = (now, jax.tree.map(put, now))
         return self._hparams_cache[1]
 
     def _update(self, rollout: Rollout) -> None:
         """The rollout's update: one compiled call; its metrics stay on the device until
-        :meth:`_fetch_metrics`."""
+        :meth:`_fetch_metrics`. ``rollout`` holds this process's envs."""
         first = self.compile_s is None
         t0 = time.perf_counter()
-        self.state, metrics, self._key = self._learn(self.state, rollout, self._hparams(),
-                                                     self._key)
+        if self.mesh is None:  # one device: numpy in, nothing else
+            self._state, metrics, self._key = self._learn(self._state, rollout, self._hparams(),
+                                                          self._key)
+        else:
+            metrics = self._update_on_mesh(rollout)
         if first:  # the first call traces and compiles: recorded, as the jit engine's compile_s
             jax.block_until_ready(self.state)
             self.compile_s = time.perf_counter() - t0
         self.updates += 1
         self._pending.append((metrics, self.mean100(), len(self.returns)))
+
+    def _update_on_mesh(self, rollout: Rollout) -> jax.Array:
+        """:meth:`_update` over the mesh: this process's share of the rollout becomes its part of
+        global arrays split by env; over several processes the same call gathers the finished
+        episodes, merged here. Returns the metrics (a local copy)."""
+        T, E = rollout.R.shape[0], self.config.num_envs
+
+        def by_env(x: np.ndarray, sharding: Any) -> jax.Array:
+            axis = 0 if sharding is self._by_env else 1
+            shape = (*x.shape[:axis], E, *x.shape[axis + 1:])
+            return jax.make_array_from_process_local_data(sharding, np.asarray(x), shape)
+
+        sharded = Rollout._make([by_env(x, self._by_env_t) for x in rollout[:7]]
+                                + [by_env(rollout.S_next, self._by_env)])
+        key = self._replicate(self._key)   # a no-op unless a key was set from outside
+        if not self._gather:
+            state, metrics, self._key = self._learn(self._state, sharded, self._hparams(), key)
+        else:
+            K = rollout.R.shape[1]
+            ends = self._local_ends if len(self._local_ends) == T else [
+                (np.zeros(K, bool), np.zeros(K))] * T    # a rollout not collected by _rollout
+            self._local_ends = []
+            local = _episode_bits(np.stack([e for e, _ in ends]), np.stack([r for _, r in ends]))
+            state, metrics, self._key, bits = self._learn(
+                self._state, sharded, self._hparams(), key, by_env(local, self._by_env_t))
+            self._merge_episodes(np.asarray(bits.addressable_data(0)))
+        self._set_state(state)
+        return metrics.addressable_data(0)
 
     def mean100(self) -> float:
         """The mean return of the last 100 finished episodes (0 before the first)."""
@@ -474,7 +693,7 @@ class Trainer:
         self._fetch_metrics()
         final = float(np.mean(self.recent)) if self.recent else None
         return run_summary(self, solved_at=[self.solved_at_step], final_mean=[final],
-                           episodes=[len(self.returns)], devices=[str(jax.devices()[0])])
+                           episodes=[len(self.returns)], devices=[str(d) for d in self.devices])
 
     def plot(self, path: str | Path) -> None:
         """The learning curve as a PNG (:func:`plot_learning_curve`)."""
@@ -483,74 +702,125 @@ class Trainer:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """The run's full state as plain data, what :meth:`save` writes: JSON-able values and
+        numpy arrays, nothing live (no env objects).
+
+        The learner state comes as nested dicts (:func:`~a2c_jax.utils._trees.tree_to_state_dict`);
+        ``"envs"`` is this process's part, as JSON: its envs as a plain-data snapshot
+        (:func:`~a2c_jax.utils._env_state.snapshot_vector_env`, or ``None`` and the
+        ``reset_reason``), its observations and its running episodes' returns and lengths.
+        """
         self._fetch_metrics()
+        snapshot: dict[str, Any] | None = None
+        reason: str | None = "asynchronous envs (worker processes) cannot be saved"
+        if not self.asynchronous:
+            snapshot, reason = snapshot_vector_env(self.envs)
+        local = {"env_slice": [self.env_slice.start, self.env_slice.stop], "snapshot": snapshot,
+                 "reset_reason": reason,
+                 "obs": to_json(np.asarray(self.obs), None, "obs"),
+                 "ep_return": to_json(self.ep_return, None, "ep_return"),
+                 "ep_length": to_json(self.ep_length, None, "ep_length")}
         return {
-            "env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
-            "learner": jax.device_get(self.state),
+            "engine": "loop", "env_id": self.env_id, "seed": self.seed,
+            "config": dataclasses.asdict(self.config),
+            "learner": tree_to_state_dict(jax.device_get(self.state)),
             "keys": {"act": np.asarray(self._act_key), "update": np.asarray(self._key)},
-            "envs": None if self.asynchronous else self.envs, "obs": self.obs,
-            "ep_return": self.ep_return, "ep_length": self.ep_length, "returns": self.returns,
-            "ends": self.ends, "recent": list(self.recent), "env_steps": self.env_steps,
-            "updates": self.updates, "solved_at_step": self.solved_at_step,
-            "train_seconds": self.train_seconds, "compile_s": self.compile_s,
-            "history": self.history,
+            "envs": local, "returns": list(self.returns), "ends": list(self.ends),
+            "recent": list(self.recent), "env_steps": self.env_steps, "updates": self.updates,
+            "solved_at_step": self.solved_at_step, "train_seconds": self.train_seconds,
+            "compile_s": self.compile_s,
+            "history": {k: np.concatenate(v, axis=1) for k, v in self.history.items()},
         }
 
     def save(self, path: str | Path) -> Path:
-        """Writes the run's full state atomically (see :func:`a2c_jax.utils.save_checkpoint`)."""
-        return save_checkpoint(path, self.state_dict())
+        """Writes the run's full state to the checkpoint directory ``path``, atomically and
+        without pickle (:func:`a2c_jax.utils.save_checkpoint`): arrays by orbax, the rest as
+        JSON, this process's envs in ``envs.process-<i>.json``.
+
+        Warns when the envs cannot be saved as plain data (e.g. Box2D envs): a run resumed from
+        the checkpoint then resets them instead of continuing their episodes.
+        """
+        require_one_process()  # before state_dict, which fetches the arrays
+        state = self.state_dict()
+        local = state.pop("envs")
+        if local["snapshot"] is None and not self.asynchronous:
+            warnings.warn(f"{self.env_id}: {local['reset_reason']}; a run resumed from this "
+                          "checkpoint resets its envs instead of continuing their episodes",
+                          stacklevel=2)
+        return save_checkpoint(path, state, per_process={"envs": local})
 
     @classmethod
     def load(cls, path: str | Path, asynchronous: bool = False, *,
              func_pi: Callable | None = None, func_v: Callable | None = None) -> Trainer:
         """Rebuilds a run from :meth:`save`'s checkpoint, ready to continue.
 
-        With synchronous envs the envs themselves are restored, so a resumed run continues
-        exactly as an uninterrupted one would. Asynchronous envs cannot be saved; they restart
-        from a reset seeded by the step count. Runs trained with your own ``func_pi``/``func_v``
-        need the same functions again.
+        The parameters and optimizer states are put into the structure the rebuilt run holds
+        (never one named in the file). Synchronous envs are built afresh and the saved snapshot
+        is set onto them, so a resumed run continues exactly as an uninterrupted one would. Envs
+        that could not be saved (asynchronous ones, or envs holding objects that are not plain
+        data) restart from a reset seeded by the step count, with a warning. Runs trained with
+        your own ``func_pi``/``func_v`` need the same functions again.
+
+        Raises:
+            CheckpointError: the checkpoint is missing, damaged, foreign, of another format (old
+                ``.pkl`` pickles are refused, unread), of the jit engine, or does not fit the
+                rebuilt run; the message names the problem.
         """
         st = load_checkpoint(path)
         if st.get("engine") == "jit":
             raise CheckpointError(f"{path} was written by --engine jit; resume it with --engine jit")
-        if "learner" not in st and {"pi", "v", "td", "pg"} <= set(st):
-            raise CheckpointError(f"{path} was written by an a2c_jax from before its one training "
-                                  "core (separate pi/v/td/pg entries); it cannot be resumed here: "
-                                  "start a new run")
         _check_entries(st, _STATE_ENTRIES, path)
         seed = st["seed"]
         if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                 or not 0 <= seed <= MAX_SEED):
             raise CheckpointError(f"{path} has an invalid seed {seed!r}")
-        if st["env_id"] not in gymnasium.registry:
+        if not isinstance(st["env_id"], str) or st["env_id"] not in gymnasium.registry:
             raise CheckpointError(f"{path} is a run on {st['env_id']!r}, an env gymnasium does "
                                   "not know here")
+        counters = _check_counters(st, path)
         try:
             trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
                           asynchronous=asynchronous, func_pi=func_pi, func_v=func_v)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path} has an invalid config or seed: {err}") from None
-        try:  # tree structure and leaf shapes against the rebuilt networks and optimizers
-            check_same_tree(st["learner"], trainer.state, f"{path}: the saved learner state")
-        except (TypeError, ValueError) as err:
+        try:  # into the structures of the rebuilt networks and optimizers, leaf by leaf
+            state = tree_from_state_dict(trainer.state, st["learner"],
+                                         f"{path}: the saved learner state")
+            act_key = tree_from_state_dict(trainer._act_key, st["keys"]["act"], f"{path}: keys/act")
+            key = tree_from_state_dict(trainer._key, st["keys"]["update"], f"{path}: keys/update")
+            local = _local_entries(st["envs"], trainer, path)
+            if local["snapshot"] is not None and not asynchronous:
+                restore_vector_env(trainer.envs, local["snapshot"], str(path))
+                trainer.obs = local["obs"]
+            else:
+                reason = (local["reset_reason"] if local["snapshot"] is None else
+                          "the run resumes with asynchronous envs, which take no saved state")
+                reset = seed + counters["env_steps"] + trainer.env_slice.start
+                warnings.warn(f"{path}: {reason}; its envs are reset (seed {reset}) instead of "
+                              "continuing their episodes", stacklevel=2)
+                trainer.obs, _ = trainer.envs.reset(seed=reset)
+        except (TypeError, ValueError) as err:  # CheckpointError is a ValueError
             trainer.close()
             raise CheckpointError(str(err)) from None
-        put = jax.device_put
-        trainer.state = put(st["learner"])
-        trainer._act_key, trainer._key = put(st["keys"]["act"]), put(st["keys"]["update"])
-        if st["envs"] is not None and not asynchronous:
-            trainer.envs.close()
-            trainer.envs, trainer.obs = st["envs"], st["obs"]
-        else:
-            trainer.obs, _ = trainer.envs.reset(seed=st["seed"] + st["env_steps"])
-        trainer.ep_return, trainer.ep_length = st["ep_return"], st["ep_length"]
-        trainer.returns, trainer.ends = list(st["returns"]), list(st["ends"])
-        trainer.recent.extend(st["recent"])
+        trainer.state, trainer._act_key, trainer._key = state, act_key, key
+        trainer.ep_return, trainer.ep_length = local["ep_return"], local["ep_length"]
+        trainer.returns, trainer.ends = counters["returns"], counters["ends"]
+        trainer.recent.extend(counters["recent"])
         trainer._mean100 = None
-        trainer.env_steps, trainer.updates = st["env_steps"], st["updates"]
-        trainer.solved_at_step, trainer.train_seconds = st["solved_at_step"], st["train_seconds"]
-        trainer.compile_s, trainer.history = st["compile_s"], st["history"]
+        trainer.env_steps, trainer.updates = counters["env_steps"], counters["updates"]
+        trainer.solved_at_step = counters["solved_at_step"]
+        trainer.train_seconds, trainer.compile_s = counters["train_seconds"], counters["compile_s"]
+        trainer.history = {k: [v] for k, v in counters["history"].items()}
         return trainer
+
+    def export(self, path: str | Path) -> Path:
+        """Writes the trained policy alone to the directory ``path``, in the checkpoints' safe
+        format: parameters, function state, the network's description, the spaces and the env
+        id. :func:`a2c_jax.load_policy` reads it without this run's objects."""
+        from .._export import export_policy
+
+        return export_policy(path, self.policy(0), env_id=self.env_id, engine=self.engine,
+                             config=self.config, seed=self.seed, env_steps=self.env_steps)
 
     def close(self) -> None:
         self.envs.close()
@@ -560,7 +830,8 @@ class Trainer:
 _STATE_ENTRIES = {
     "env_id": None, "seed": None, "config": None,
     "learner": None, "keys": {"act": None, "update": None},
-    "envs": None, "obs": None, "ep_return": None, "ep_length": None,
+    "envs": {"env_slice": None, "snapshot": None, "reset_reason": None, "obs": None,
+             "ep_return": None, "ep_length": None},
     "returns": None, "ends": None, "recent": None, "env_steps": None, "updates": None,
     "solved_at_step": None, "train_seconds": None, "compile_s": None, "history": None,
 }
@@ -581,6 +852,63 @@ def _check_entries(st: Mapping[str, Any], spec: Mapping[str, Any], path: str | P
     if not prefix and not isinstance(st["config"], dict):
         raise CheckpointError(f"{path} has an invalid config: a {type(st['config']).__name__}, "
                               "not a dict")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_counters(st: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """The run's counters, returns and history from a loaded checkpoint, each checked."""
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "returns": (lambda x: isinstance(x, list) and all(map(_is_number, x)), "a list of numbers"),
+        "ends": (lambda x: isinstance(x, list) and all(map(_is_int, x)), "a list of ints"),
+        "recent": (lambda x: isinstance(x, list) and len(x) <= 100 and all(map(_is_number, x)),
+                   "a list of at most 100 numbers"),
+        "env_steps": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
+        "updates": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
+        "solved_at_step": (lambda x: x is None or _is_int(x), "an int or null"),
+        "train_seconds": (_is_number, "a number"),
+        "compile_s": (lambda x: x is None or _is_number(x), "a number or null"),
+        "history": (lambda x: isinstance(x, dict) and all(
+            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == 1 for v in x.values()),
+                    "a dict of [1, n] arrays"),
+    }
+    for name, (ok, expected) in checks.items():
+        if not ok(st[name]):
+            raise CheckpointError(f"{path} is damaged: its {name!r} entry is not {expected}")
+    if len(st["returns"]) != len(st["ends"]):
+        raise CheckpointError(f"{path} is damaged: its 'returns' and 'ends' differ in length")
+    out = {name: st[name] for name in checks}
+    out["returns"] = [float(x) for x in out["returns"]]
+    out["recent"] = [float(x) for x in out["recent"]]
+    return out
+
+
+def _local_entries(local: Mapping[str, Any], trainer: Trainer, path: str | Path) -> dict[str, Any]:
+    """This process's envs entry of a loaded checkpoint, its arrays checked against the rebuilt
+    run's (the observations' shape and dtype, the episode counters')."""
+    where = f"{path}: envs"
+    span = [trainer.env_slice.start, trainer.env_slice.stop]
+    if local["env_slice"] != span:
+        raise CheckpointError(f"{where}: saved for envs {local['env_slice']}, this process steps "
+                              f"envs {span}")
+    out = dict(local)
+    for name, like in (("obs", trainer.obs), ("ep_return", trainer.ep_return),
+                       ("ep_length", trainer.ep_length)):
+        value = from_json(local[name], None, where)
+        like = np.asarray(like)
+        if not isinstance(value, np.ndarray) or value.shape != like.shape \
+                or value.dtype != like.dtype:
+            raise CheckpointError(f"{where}: its {name!r} is not {like.dtype}{list(like.shape)}")
+        out[name] = value
+    if local["snapshot"] is None and not isinstance(local["reset_reason"], str):
+        raise CheckpointError(f"{where}: no env snapshot, and no reason given")
+    return out
 
 
 def _weighted_mse(weight: float, y_true: chex.Array, y_pred: chex.Array,

@@ -1,0 +1,109 @@
+"""`a2c-jax train` over several processes: the options' one-line errors, a mismatched or missing
+process, and a process killed mid-run (the others stop within a bound, naming it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cmd(tmp_path, port: int, n: int, i: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "a2c_jax", "train", "--env", "CartPole-v1", "--engine", "jit",
+            "--algo", "ppo", "--num-envs", "4", "--no-progress", "--out", str(tmp_path / "run"),
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id",
+            str(i), *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+
+def _error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("a2c-jax: error:")]
+    assert len(lines) == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--num-processes", "2", "--process-id", "2", "--coordinator", "127.0.0.1:1234"],
+     "--process-id must be between 0 and 1"),
+    (["--num-processes", "0", "--process-id", "0", "--coordinator", "127.0.0.1:1234"],
+     "--num-processes must be >= 1"),
+    (["--num-processes", "2", "--process-id", "0", "--coordinator", "localhost"],
+     "--coordinator must be HOST:PORT"),
+    (["--num-processes", "2", "--process-id", "0"], "go together"),
+    (["--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:1234",
+      "--devices", "1"], "--devices is for one process"),
+])
+def test_bad_options_one_line(tmp_path, args, says):
+    r = subprocess.run([sys.executable, "-m", "a2c_jax", "train", "--env", "CartPole-v1",
+                        "--engine", "jit", "--out", str(tmp_path / "run"), *args],
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 2
+    assert says in _error_line(r.stderr)
+
+
+def test_unreachable_coordinator_and_missing_process(tmp_path):
+    port = _free_port()
+    t0 = time.monotonic()
+    r = subprocess.run(_cmd(tmp_path, port, 2, 1, "--join-timeout", "3"), capture_output=True,
+                       text=True, env=_env(), timeout=120)
+    assert r.returncode == 2 and time.monotonic() - t0 < 60
+    assert f"cannot reach the coordinator 127.0.0.1:{port} within 3 s" in _error_line(r.stderr)
+    # process 0 alone waits for the other, then says so in one line
+    r = subprocess.run(_cmd(tmp_path, port, 2, 0, "--join-timeout", "3"), capture_output=True,
+                       text=True, env=_env(), timeout=120)
+    assert r.returncode == 2
+    assert "could not join the 2-process run within 3 s" in _error_line(r.stderr)
+
+
+@pytest.mark.slow
+def test_mismatched_settings_refused_in_every_process(tmp_path):
+    port = _free_port()
+    procs = [subprocess.Popen(_cmd(tmp_path, port, 2, 0, "--steps", "2048"),
+                              stderr=subprocess.PIPE, text=True, env=_env()),
+             subprocess.Popen(_cmd(tmp_path, port, 3, 1, "--steps", "2048"),
+                              stderr=subprocess.PIPE, text=True, env=_env())]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 2
+        assert "process 1 was started with other settings than process 0" in _error_line(err)
+
+
+@pytest.mark.slow
+def test_killed_process_stops_the_others_within_a_minute(tmp_path):
+    port = _free_port()
+    procs = [subprocess.Popen(_cmd(tmp_path, port, 2, i, "--steps", "50000000",
+                                   "--checkpoint-every", "0"),
+                              stderr=subprocess.PIPE, text=True, env=_env()) for i in range(2)]
+    try:
+        # training has begun once process 0 has created its TensorBoard files
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "run").glob("tensorboard/*/events*")):
+            assert time.monotonic() < deadline and procs[0].poll() is None
+            time.sleep(0.5)
+        time.sleep(3)
+        procs[1].kill()
+        t0 = time.monotonic()
+        _, err = procs[0].communicate(timeout=90)
+        waited = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert waited <= 60, waited
+    assert procs[0].returncode == 1
+    line = _error_line(err)
+    assert "process 0 of 2 lost process 1" in line
