@@ -450,11 +450,3 @@ def test_cli_eval_and_export_of_a_missing_run(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"a2c-jax: error: no checkpoint at {tmp_path / 'checkpoint'}"]
 
-
-def test_several_processes_are_refused_until_they_write_together(tmp_path, monkeypatch):
-    """The format has a file per process; until the processes write one directory together, a
-    run over several processes is refused instead of processes replacing each other's."""
-    monkeypatch.setattr(_checkpoint.jax, "process_count", lambda: 2)
-    with pytest.raises(CheckpointError, match="from several processes is not supported yet"):
-        save_checkpoint(tmp_path / "c", {"x": 1})
-    assert not any(tmp_path.iterdir())

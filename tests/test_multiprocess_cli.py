@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,55 @@ def test_killed_process_stops_the_others_within_a_minute(tmp_path):
     assert procs[0].returncode == 1
     line = _error_line(err)
     assert "process 0 of 2 lost process 1" in line
+
+
+def _two_processes(tmp_path, out: str, engine: str, steps: int, *extra: str) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "a2c_jax", "train", "--env", "CartPole-v1", "--engine", engine,
+           "--algo", "a2c", "--num-envs", "4", "--steps", str(steps), "--no-progress",
+           "--checkpoint-every", "0", "--out", str(tmp_path / out),
+           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", *extra]
+    procs = [subprocess.Popen(cmd + ["--process-id", str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=_env()) for i in range(2)]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    for p, out_text in zip(procs, outs):
+        assert p.returncode == 0, out_text[-3000:]
+
+
+def _saved(run: Path) -> tuple[dict, list]:
+    """The learning figures of ``run``'s summary and its checkpoint's arrays (read as one process
+    reads any checkpoint)."""
+    import json
+
+    import jax
+
+    from a2c_jax.utils._checkpoint import load_checkpoint
+
+    summary = json.loads((run / "summary.json").read_text())
+    figures = {k: summary[k] for k in ("env_steps", "updates", "episodes", "final_mean_return",
+                                       "solved_at_step", "eval_mean_return", "processes")}
+    st = load_checkpoint(run / "checkpoint")
+    learner = st["state"] if st["engine"] == "jit" else st["learner"]
+    return figures, jax.tree.leaves(learner)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["loop", "jit"])
+def test_two_processes_checkpoint_together_and_resume_bitwise(tmp_path, engine):
+    """Both processes save one checkpoint (process 0 writes it, with each process's envs);
+    restarting both with --resume continues exactly as the run that was not stopped."""
+    import numpy as np
+
+    steps = 400   # 20 updates of 4 envs x 5 steps: whole jit-engine chunks either way
+    _two_processes(tmp_path, "straight", engine, 2 * steps)
+    _two_processes(tmp_path, "resumed", engine, steps)
+    files = sorted(p.name for p in (tmp_path / "resumed" / "checkpoint").iterdir())
+    if engine == "loop":
+        assert {"envs.process-0.json", "envs.process-1.json"} <= set(files), files
+    _two_processes(tmp_path, "resumed", engine, 2 * steps, "--resume")
+    (f_straight, a_straight), (f_resumed, a_resumed) = (_saved(tmp_path / name)
+                                                        for name in ("straight", "resumed"))
+    assert f_straight["processes"] == 2
+    assert f_resumed == f_straight
+    assert len(a_resumed) == len(a_straight)
+    assert all(np.array_equal(x, y) for x, y in zip(a_resumed, a_straight))

@@ -469,13 +469,10 @@ class JitTrainer:
         """Every run's full state as plain data, what :meth:`save` writes: JSON-able values and
         numpy arrays (the engine state and gymnax's env parameters as nested dicts,
         :func:`~a2c_jax.utils._trees.tree_to_state_dict`)."""
-        if not all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(self.state)):
-            raise EngineError("checkpoints of a run sharded over several hosts are not supported: "
-                              "this process holds only its own envs")
         return {
             "engine": "jit", "env_id": self.env_id, "seed": self.seed, "num_seeds": self.num_seeds,
             "config": dataclasses.asdict(self.config),
-            "state": tree_to_state_dict(jax.tree.map(_fetch, self.state)),
+            "state": tree_to_state_dict(jax.tree.map(_gather, self.state)),
             "env_params": tree_to_state_dict(jax.device_get(self.env_params)),
             "env_steps": self.env_steps, "updates": self.updates, "compile_s": self.compile_s,
             "train_seconds": self.train_seconds,
@@ -572,6 +569,16 @@ def _check_jit_entries(st: Mapping[str, Any], path: str | Path) -> None:
     for name, (ok, expected) in checks.items():
         if not ok(st[name]):  # a missing entry raises CheckpointError naming it
             raise CheckpointError(f"{path} is damaged: its {name!r} entry is not {expected}")
+
+
+def _gather(x: chex.Array) -> np.ndarray:
+    """``x`` whole on the host: over several processes, the env leaves each holds a part of are
+    all-gathered (a collective: every process calls it, as :meth:`JitTrainer.save` does)."""
+    if getattr(x, "is_fully_addressable", True) or x.is_fully_replicated:
+        return _fetch(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _fetch(x: chex.Array) -> np.ndarray:

@@ -39,7 +39,6 @@ from ..utils._checkpoint import (
     CheckpointError,
     from_json,
     load_checkpoint,
-    require_one_process,
     save_checkpoint,
     to_json,
 )
@@ -443,6 +442,11 @@ class Trainer:
         if self.mesh is not None:  # acting runs on this process's first device, on a local copy
             self._act_params = self._local((value.pi_params, value.pi_state))
 
+    @staticmethod
+    def _local_key(key: Any) -> Any:
+        """The update key on this process (it is put on the mesh by the first update)."""
+        return key.addressable_data(0) if hasattr(key, "addressable_data") else key
+
     def _local(self, tree: Any) -> Any:
         """``tree``'s arrays on this process's first device (the replicas are all the same)."""
         if self.mesh is None:
@@ -723,8 +727,9 @@ class Trainer:
         return {
             "engine": "loop", "env_id": self.env_id, "seed": self.seed,
             "config": dataclasses.asdict(self.config),
-            "learner": tree_to_state_dict(jax.device_get(self.state)),
-            "keys": {"act": np.asarray(self._act_key), "update": np.asarray(self._key)},
+            "learner": tree_to_state_dict(jax.device_get(self._local(self.state))),
+            "keys": {"act": np.asarray(self._act_key),
+                     "update": np.asarray(self._local_key(self._key))},
             "envs": local, "returns": list(self.returns), "ends": list(self.ends),
             "recent": list(self.recent), "env_steps": self.env_steps, "updates": self.updates,
             "solved_at_step": self.solved_at_step, "train_seconds": self.train_seconds,
@@ -740,7 +745,6 @@ class Trainer:
         Warns when the envs cannot be saved as plain data (e.g. Box2D envs): a run resumed from
         the checkpoint then resets them instead of continuing their episodes.
         """
-        require_one_process()  # before state_dict, which fetches the arrays
         state = self.state_dict()
         local = state.pop("envs")
         if local["snapshot"] is None and not self.asynchronous:

@@ -612,10 +612,21 @@ def resolve_directory(path: str | os.PathLike) -> Path:
 
 # ---- the state: JSON and orbax arrays -----------------------------------------------------------
 
-def _write_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def _checkpointer() -> Any:
+    """orbax's checkpointer for this process alone: the arrays are host copies, written by one
+    process (and read by each for itself), so orbax must not wait for the others."""
     import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
 
-    ocp.PyTreeCheckpointer().save(directory.resolve(), args=ocp.args.PyTreeSave(dict(arrays)))
+    me = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=alone),
+                            multiprocessing_options=alone)
+
+
+def _write_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    import orbax.checkpoint as ocp
+
+    _checkpointer().save(directory.resolve(), args=ocp.args.PyTreeSave(dict(arrays)))
 
 
 def _read_arrays(directory: Path, table: Any, where: Path) -> dict[str, np.ndarray]:
@@ -638,7 +649,7 @@ def _read_arrays(directory: Path, table: Any, where: Path) -> dict[str, np.ndarr
 
     restore_args = {k: ocp.RestoreArgs(restore_type=np.ndarray) for k in expected}
     try:
-        arrays = ocp.PyTreeCheckpointer().restore(
+        arrays = _checkpointer().restore(
             (directory).resolve(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
     except Exception as err:  # orbax and tensorstore raise many kinds; none is ours to pass on
         raise CheckpointError(f"{where} is damaged: its arrays cannot be read "
@@ -659,16 +670,22 @@ def process_file(name: str, process: int) -> str:
     return f"{name}.process-{process}.json"
 
 
-def require_one_process() -> None:
-    """Raises :class:`CheckpointError` in a run over several processes.
+def _gather_bytes(data: bytes) -> list[bytes]:
+    """Every process's ``data``, in process order (one all-gather of padded buffers)."""
+    from jax.experimental import multihost_utils
 
-    The format is ready for them (a process file each, orbax writing the arrays together, one
-    process committing the directory after a barrier); the writing is not done yet, and processes
-    that each wrote the whole directory would replace each other's.
-    """
-    if jax.process_count() > 1:
-        raise CheckpointError("writing a checkpoint from several processes is not supported yet "
-                              f"(this run has {jax.process_count()})")
+    sizes = np.asarray(multihost_utils.process_allgather(np.asarray([len(data)], np.int64)))
+    sizes = sizes.reshape(-1)
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[:len(data)] = np.frombuffer(data, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
+    return [every[i, :int(n)].tobytes() for i, n in enumerate(sizes)]
+
+
+def _barrier(name: str) -> None:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
@@ -690,12 +707,15 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
 
     Raises:
         TypeError: ``state`` holds a value that cannot be saved (the message names where).
-        CheckpointError: ``path`` is a file or a directory that is not a checkpoint; or the run
-            has several processes (not supported yet).
+        CheckpointError: ``path`` is a file or a directory that is not a checkpoint.
+
+    In a run over several processes every process calls it with the same ``state`` (host copies
+    of the replicated arrays) and its own ``per_process`` entries: those are gathered, process 0
+    writes the directory (a file system all processes share, such as the run's ``--out``), and
+    every process returns once it is in place.
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"a checkpoint's state must be a dict, got {type(state).__name__}")
-    require_one_process()
     arrays: dict[str, np.ndarray] = {}
     body = {"state": to_json(dict(state), arrays),
             "arrays": {k: {"dtype": a.dtype.name, "shape": list(a.shape)} for k, a in arrays.items()},
@@ -707,6 +727,14 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
                              "not a plain file name)")
         local[process_file(name, jax.process_index())] = dump_json(value)
     state_bytes = dump_json(body)
+    if jax.process_count() > 1:
+        # process 0 writes every process's entries: gathered here, in one collective per entry
+        for name in sorted(per_process or {}):
+            parts = _gather_bytes(local.pop(process_file(name, jax.process_index())))
+            local.update({process_file(name, i): b for i, b in enumerate(parts)})
+        if jax.process_index() != 0:
+            _barrier(f"a2c_jax checkpoint {os.fspath(path)}")
+            return Path(path)
 
     def write(tmp: Path) -> None:
         (tmp / STATE).write_bytes(state_bytes)
@@ -715,7 +743,12 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
         if arrays:
             _write_arrays(tmp / ARRAYS, arrays)
 
-    return write_directory(path, kind, write)
+    if jax.process_count() == 1:
+        return write_directory(path, kind, write)
+    try:
+        return write_directory(path, kind, write)
+    finally:  # the others wait until the directory is in place (or process 0 has failed)
+        _barrier(f"a2c_jax checkpoint {os.fspath(path)}")
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str = "checkpoint") -> CheckpointState:
