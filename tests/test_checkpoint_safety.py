@@ -229,6 +229,7 @@ def test_envs_that_hold_objects_fall_back_to_a_reset_with_warnings(tmp_path):
     by seed + env_steps) and says so."""
     trainer = Trainer("LunarLander-v3", small("LunarLander-v3"), seed=2)
     trainer.run(20, progress=False)
+    assert trainer.ep_length.min() > 0   # episodes under way, whose partial returns must not carry
     with pytest.warns(UserWarning, match="b2World.*resumed from this checkpoint resets its envs"):
         trainer.save(tmp_path / "checkpoint")
     trainer.close()
@@ -237,6 +238,8 @@ def test_envs_that_hold_objects_fall_back_to_a_reset_with_warnings(tmp_path):
     fresh = make_vector_env("LunarLander-v3", 2)
     assert_bitwise(resumed.obs, fresh.reset(seed=22)[0])
     assert resumed.env_steps == 20
+    # the reset envs start new episodes: no partial return or length carried over
+    assert not resumed.ep_return.any() and not resumed.ep_length.any()
     resumed.close()
     fresh.close()
 
@@ -363,6 +366,24 @@ def test_save_replaces_only_checkpoints(tmp_path):
         save_checkpoint(tmp_path / "file", {"x": 1})
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
     assert (tmp_path / "file").read_text() == "mine"
+    # an export never replaces a run's checkpoint, nor a save an exported policy
+    save_checkpoint(tmp_path / "run", {"x": 1})
+    with pytest.raises(CheckpointError, match="is a training checkpoint: not replacing it with an "
+                                              "exported policy"):
+        save_checkpoint(tmp_path / "run", {"x": 2}, kind="policy")
+    assert load_checkpoint(tmp_path / "run")["x"] == 1
+
+
+def test_a_state_nested_too_deeply_is_refused_in_one_error(tmp_path):
+    save_checkpoint(tmp_path / "c", {"x": 1})
+    body = json.loads((tmp_path / "c" / "state.json").read_bytes())
+    body["state"]["x"] = 12345678
+    # 900 levels: JSON parses them, a recursive decoder would not
+    text = dump_json(body).replace(b"12345678", b"[" * 900 + b"]" * 900)
+    (tmp_path / "c" / "state.json").write_bytes(text)
+    rewrite_manifest(tmp_path / "c")
+    with pytest.raises(CheckpointError, match="nested too deeply|too deep"):
+        load_checkpoint(tmp_path / "c")
 
 
 # ---- atomic writes ---------------------------------------------------------------------------------

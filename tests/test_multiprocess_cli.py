@@ -160,3 +160,10 @@ def test_two_processes_checkpoint_together_and_resume_bitwise(tmp_path, engine):
     assert f_resumed == f_straight
     assert len(a_resumed) == len(a_straight)
     assert all(np.array_equal(x, y) for x, y in zip(a_resumed, a_straight))
+    # one process evaluates and exports the run the two processes saved
+    for args in (["eval", str(tmp_path / "resumed"), "--episodes", "2"],
+                 ["export", str(tmp_path / "resumed"), "--out", str(tmp_path / "policy")]):
+        r = subprocess.run([sys.executable, "-m", "a2c_jax", *args], capture_output=True,
+                           text=True, env=_env(), timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "policy" / "manifest.json").is_file()

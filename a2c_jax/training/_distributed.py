@@ -28,8 +28,6 @@ __all__ = ["DistributedError", "abort_on_lost_process", "check_same", "cluster_d
 JOIN_TIMEOUT_S = 60
 #: seconds without a heartbeat after which the coordination service declares a process dead
 HEARTBEAT_TIMEOUT_S = 20
-#: after a lost process, seconds left to report it before the process exits regardless
-EXIT_GRACE_S = 30
 
 
 class DistributedError(Exception):
@@ -49,7 +47,8 @@ def cluster_detected() -> bool:
     """Whether the environment describes a multi-process job that
     :func:`jax.distributed.initialize` can set itself up from (Slurm or Open MPI, more than one
     task)."""
-    for var in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+    # SLURM_STEP_NUM_TASKS: set by srun for the tasks it starts (not in a bare salloc shell)
+    for var in ("SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE"):
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 1:
             return True
@@ -198,13 +197,17 @@ def abort_on_lost_process(report: Callable[[str], Any] | None = None) -> Iterato
     except KeyboardInterrupt:
         raise
     except Exception as err:
-        if not _is_collective_failure(err):
-            raise
+        # any error ends this process at once: returning normally would wait at the runtime's
+        # shutdown barrier while the others wait in the next collective
         me, n = jax.process_index(), jax.process_count()
-        # the collective's error names the peer's address, not its index; with two, it is the other
-        lost = f"process {1 - me}" if n == 2 else "another process"
-        line = (f"a2c-jax: error: process {me} of {n} lost {lost} of the run "
-                f"({_first_line(err)}); stopping")
+        if _is_collective_failure(err):
+            # the collective's error names the peer's address, not its index; of two, the other
+            lost = f"process {1 - me}" if n == 2 else "another process"
+            line = (f"a2c-jax: error: process {me} of {n} lost {lost} of the run "
+                    f"({_first_line(err)}); stopping")
+        else:
+            line = (f"a2c-jax: error: process {me} of {n} failed: {type(err).__name__}: "
+                    f"{_first_line(err)}; stopping the run")
         (report or (lambda s: print(s, file=sys.stderr, flush=True)))(line)
         _hard_exit(1)
 

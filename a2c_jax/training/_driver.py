@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._distributed import is_main
+
 #: TensorBoard points per run (the cadence is the same for both engines: every
 #: ``max(1, updates // TB_POINTS)`` updates)
 TB_POINTS = 500
@@ -165,7 +167,7 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
     prints one line. Ctrl-C saves the checkpoint and returns 130; otherwise returns 0.
     """
     before = (trainer.env_steps, trainer.train_seconds, trainer.compile_s or 0.0)
-    main = jax.process_index() == 0   # over several processes, process 0 writes the outputs
+    main = is_main()   # over several processes, process 0 writes the outputs
     tb = _TensorBoard(trainer, out, total_steps, write=main)
     if hasattr(trainer, "report_every"):
         # the loop engine reports (fetches its metrics, may checkpoint) at TensorBoard's cadence,
@@ -182,6 +184,12 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
         try:
             trainer.run(total_steps, progress=progress, on_report=on_report)
         except KeyboardInterrupt:
+            if jax.process_count() > 1:
+                # the processes are not interrupted at the same update: saving needs them all
+                print("interrupted; not saved (a run over several processes saves every "
+                      "--checkpoint-every steps: continue from the last one with --resume)",
+                      file=sys.stderr)
+                return 130
             trainer.save(checkpoint)
             print(f"interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
                   file=sys.stderr)
@@ -198,8 +206,8 @@ def drive(trainer: Any, total_steps: int, out: Path, checkpoint: Path, *,
 
 def _finish(trainer: Any, out: Path, before: tuple[int, float, float], setup_s: float,
             eval_episodes: int | None, write: bool = True) -> int:
-    """Evaluation, summary.json, the plot and the final line of a finished run (all computed by
-    every process of a multi-process run; written by the one with ``write``)."""
+    """Evaluation, summary.json, the plot and the final line of a finished run (the summary is
+    computed by every process of a multi-process run; the rest by the one with ``write``)."""
     from ..utils._evaluate import evaluate_greedy
 
     t0 = time.perf_counter()

@@ -793,21 +793,30 @@ class Trainer:
             act_key = tree_from_state_dict(trainer._act_key, st["keys"]["act"], f"{path}: keys/act")
             key = tree_from_state_dict(trainer._key, st["keys"]["update"], f"{path}: keys/update")
             local = _local_entries(st["envs"], trainer, path)
-            if local["snapshot"] is not None and not asynchronous:
+            span = [trainer.env_slice.start, trainer.env_slice.stop]
+            if local["snapshot"] is not None and not asynchronous and local["env_slice"] == span:
                 restore_vector_env(trainer.envs, local["snapshot"], str(path))
                 trainer.obs = local["obs"]
+                ep_return, ep_length = local["ep_return"], local["ep_length"]
             else:
-                reason = (local["reset_reason"] if local["snapshot"] is None else
-                          "the run resumes with asynchronous envs, which take no saved state")
+                if local["env_slice"] != span:  # e.g. a multi-process run read by one process
+                    reason = (f"its envs were saved as {local['env_slice']} of a run over several "
+                              f"processes, this process steps envs {span}")
+                elif local["snapshot"] is None:
+                    reason = local["reset_reason"]
+                else:
+                    reason = "the run resumes with asynchronous envs, which take no saved state"
                 reset = seed + counters["env_steps"] + trainer.env_slice.start
                 warnings.warn(f"{path}: {reason}; its envs are reset (seed {reset}) instead of "
                               "continuing their episodes", stacklevel=2)
                 trainer.obs, _ = trainer.envs.reset(seed=reset)
+                # new episodes: the partial ones' returns must not carry over into them
+                ep_return, ep_length = np.zeros_like(trainer.ep_return), np.zeros_like(trainer.ep_length)
         except (TypeError, ValueError) as err:  # CheckpointError is a ValueError
             trainer.close()
             raise CheckpointError(str(err)) from None
         trainer.state, trainer._act_key, trainer._key = state, act_key, key
-        trainer.ep_return, trainer.ep_length = local["ep_return"], local["ep_length"]
+        trainer.ep_return, trainer.ep_length = ep_return, ep_length
         trainer.returns, trainer.ends = counters["returns"], counters["ends"]
         trainer.recent.extend(counters["recent"])
         trainer._mean100 = None
@@ -897,16 +906,17 @@ def _local_entries(local: Mapping[str, Any], trainer: Trainer, path: str | Path)
     """This process's envs entry of a loaded checkpoint, its arrays checked against the rebuilt
     run's (the observations' shape and dtype, the episode counters')."""
     where = f"{path}: envs"
-    span = [trainer.env_slice.start, trainer.env_slice.stop]
-    if local["env_slice"] != span:
-        raise CheckpointError(f"{where}: saved for envs {local['env_slice']}, this process steps "
-                              f"envs {span}")
+    saved = local["env_slice"]
+    if not (isinstance(saved, list) and len(saved) == 2 and all(_is_int(x) for x in saved)
+            and 0 <= saved[0] < saved[1] <= trainer.config.num_envs):
+        raise CheckpointError(f"{where}: invalid env_slice {saved!r}")
     out = dict(local)
+    count = saved[1] - saved[0]   # this entry's envs (another process count: reset on load)
     for name, like in (("obs", trainer.obs), ("ep_return", trainer.ep_return),
                        ("ep_length", trainer.ep_length)):
         value = from_json(local[name], None, where)
         like = np.asarray(like)
-        if not isinstance(value, np.ndarray) or value.shape != like.shape \
+        if not isinstance(value, np.ndarray) or value.shape != (count, *like.shape[1:]) \
                 or value.dtype != like.dtype:
             raise CheckpointError(f"{where}: its {name!r} is not {like.dtype}{list(like.shape)}")
         out[name] = value

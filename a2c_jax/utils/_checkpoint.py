@@ -385,26 +385,34 @@ def _previous(path: Path) -> Path:
     return path.parent / f".{path.name}.previous"
 
 
-def _is_ours(directory: Path) -> bool:
-    """Whether ``directory`` is empty or holds an a2c_jax manifest (so it may be replaced)."""
+def _kind_of(directory: Path) -> str | None:
+    """``"empty"``, the kind an a2c_jax manifest in ``directory`` names, or ``None`` (not ours)."""
     if not any(directory.iterdir()):
-        return True
+        return "empty"
     manifest = directory / MANIFEST
     try:
         if manifest.is_symlink() or manifest.stat().st_size > _MAX_MANIFEST_BYTES:
-            return False
+            return None
         data = parse_json(manifest.read_bytes(), str(manifest))
     except (OSError, CheckpointError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    return data.get("kind") if data.get("kind") in _KIND_NAMES else None
 
 
-def _check_replaceable(path: Path) -> None:
+def _check_replaceable(path: Path, kind: str) -> None:
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise CheckpointError(f"{path} exists and is not a checkpoint directory: not replacing it "
                               "(checkpoints are directories since format 3)")
-    if path.is_dir() and not _is_ours(path):
+    if not path.is_dir():
+        return
+    found = _kind_of(path)
+    if found is None:
         raise CheckpointError(f"{path} exists and is not an a2c_jax checkpoint: not replacing it")
+    if found not in ("empty", kind):  # an export never replaces a run's checkpoint, nor back
+        raise CheckpointError(f"{path} is {_KIND_NAMES[found]}: not replacing it with "
+                              f"{_KIND_NAMES[kind]}")
 
 
 def _sha256(path: Path) -> str:
@@ -461,17 +469,19 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
 def write_directory(path: str | os.PathLike, kind: str, write: Callable[[Path], None]) -> Path:
     """Writes a checkpoint directory of ``kind`` at ``path`` atomically: ``write(tmp)`` fills a
     temporary directory beside ``path``, then the manifest is added and the directory swapped into
-    place (see the module docstring). A directory already at ``path`` is replaced only if it is an
-    a2c_jax checkpoint or empty. Returns ``path``.
+    place (see the module docstring). A directory already at ``path`` is replaced only if it is
+    empty or an a2c_jax directory of the same kind (an export never replaces a training
+    checkpoint). Returns ``path``.
 
     Raises:
-        CheckpointError: ``path`` is a file, a link, or a directory that is not a checkpoint.
+        CheckpointError: ``path`` is a file, a link, a directory that is not a checkpoint, or one
+            of the other kind.
     """
     path = Path(path)
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _check_replaceable(path)
+    _check_replaceable(path, kind)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a crash during a write
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
@@ -653,7 +663,7 @@ def _read_arrays(directory: Path, table: Any, where: Path) -> dict[str, np.ndarr
             (directory).resolve(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
     except Exception as err:  # orbax and tensorstore raise many kinds; none is ours to pass on
         raise CheckpointError(f"{where} is damaged: its arrays cannot be read "
-                              f"({type(err).__name__}: {err})") from None
+                              f"({type(err).__name__}: {_one_line(err)})") from None
     if not isinstance(arrays, dict) or set(arrays) != set(expected):
         raise CheckpointError(f"{where} is damaged: its arrays are not the ones state.json lists")
     out = {}
@@ -663,6 +673,12 @@ def _read_arrays(directory: Path, table: Any, where: Path) -> dict[str, np.ndarr
             raise CheckpointError(f"{where} is damaged: array {key} is not {dtype}{list(shape)}")
         out[key] = a
     return out
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (orbax's and tensorstore's can span many)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def process_file(name: str, process: int) -> str:
@@ -680,12 +696,6 @@ def _gather_bytes(data: bytes) -> list[bytes]:
     buf[:len(data)] = np.frombuffer(data, np.uint8)
     every = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
     return [every[i, :int(n)].tobytes() for i, n in enumerate(sizes)]
-
-
-def _barrier(name: str) -> None:
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices(name)
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
@@ -733,7 +743,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
             parts = _gather_bytes(local.pop(process_file(name, jax.process_index())))
             local.update({process_file(name, i): b for i, b in enumerate(parts)})
         if jax.process_index() != 0:
-            _barrier(f"a2c_jax checkpoint {os.fspath(path)}")
+            _written_by_process_0(path, None)
             return Path(path)
 
     def write(tmp: Path) -> None:
@@ -746,9 +756,22 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
     if jax.process_count() == 1:
         return write_directory(path, kind, write)
     try:
-        return write_directory(path, kind, write)
-    finally:  # the others wait until the directory is in place (or process 0 has failed)
-        _barrier(f"a2c_jax checkpoint {os.fspath(path)}")
+        written = write_directory(path, kind, write)
+    except BaseException as err:
+        _written_by_process_0(path, err)
+        raise
+    _written_by_process_0(path, None)
+    return written
+
+
+def _written_by_process_0(path: str | os.PathLike, failure: BaseException | None) -> None:
+    """The processes of a run wait here until process 0 has written the checkpoint (one
+    all-gather); if it failed, every process raises :class:`CheckpointError`."""
+    from jax.experimental import multihost_utils
+
+    ok = np.asarray(multihost_utils.process_allgather(np.asarray([failure is None], np.int32)))
+    if failure is None and not int(ok.reshape(-1)[0]):
+        raise CheckpointError(f"process 0 could not write the checkpoint {os.fspath(path)}")
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str = "checkpoint") -> CheckpointState:
@@ -767,6 +790,15 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str = "checkpoint") -> Che
             damaged one (a file missing, extra, changed or truncated), another format version, or
             a checkpoint of another kind (a policy where a training checkpoint is expected).
     """
+    try:
+        return _load_checkpoint(path, kind)
+    except RecursionError:  # a crafted state nested deeper than Python's stack
+        raise CheckpointError(f"{os.fspath(path)} is damaged: its state is nested too deeply") \
+            from None
+
+
+def _load_checkpoint(path: str | os.PathLike, kind: str) -> CheckpointState:
+    """:func:`load_checkpoint` (which also turns a too-deep nesting into its error)."""
     directory = resolve_directory(path)
     found, json_files = verify_directory(directory)
     if found != kind:
