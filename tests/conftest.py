@@ -46,6 +46,9 @@ SLOW_MODULES = {
     "test_docs.py",  # mkdocs build --strict
     "test_donation.py",  # update loops checking donated buffers
     "test_jit_engine.py",  # compiles and trains the fully-jitted engine
+    "test_loop_multiprocess.py",  # the loop engine over devices and processes (subprocesses)
+    "test_multiprocess_cli.py",  # `a2c-jax train` over two processes (subprocesses)
+    "test_multiprocess_jit.py",  # the jit engine over two processes (subprocesses)
     "test_notebooks.py",  # executes every notebook
     "test_one_core.py",  # both engines compiled and compared on the same rollouts
     "test_scripts_and_learning.py",  # the benchmark scripts and learning thresholds
