@@ -48,12 +48,14 @@ def _error_line(stderr: str) -> str:
     (["--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:1234",
       "--devices", "1"], "--devices is for one process"),
 ])
-def test_bad_options_one_line(tmp_path, args, says):
-    r = subprocess.run([sys.executable, "-m", "a2c_jax", "train", "--env", "CartPole-v1",
-                        "--engine", "jit", "--out", str(tmp_path / "run"), *args],
-                       capture_output=True, text=True, env=_env(), timeout=120)
-    assert r.returncode == 2
-    assert says in _error_line(r.stderr)
+def test_bad_options_one_line(tmp_path, args, says, capsys):
+    # refused before the process joins anything: in this process
+    from a2c_jax import cli
+
+    status = cli.main(["train", "--env", "CartPole-v1", "--engine", "jit",
+                       "--out", str(tmp_path / "run"), *args])
+    assert status == 2
+    assert says in _error_line(capsys.readouterr().err)
 
 
 def test_unreachable_coordinator_and_missing_process(tmp_path):
@@ -87,7 +89,7 @@ def test_mismatched_settings_refused_in_every_process(tmp_path):
 def test_killed_process_stops_the_others_within_a_minute(tmp_path):
     port = _free_port()
     procs = [subprocess.Popen(_cmd(tmp_path, port, 2, i, "--steps", "50000000",
-                                   "--checkpoint-every", "0"),
+                                   "--checkpoint-every", "0", "--algo", "a2c"),
                               stderr=subprocess.PIPE, text=True, env=_env()) for i in range(2)]
     try:
         # training has begun once process 0 has created its TensorBoard files
@@ -160,7 +162,9 @@ def test_two_processes_checkpoint_together_and_resume_bitwise(tmp_path, engine):
     assert f_resumed == f_straight
     assert len(a_resumed) == len(a_straight)
     assert all(np.array_equal(x, y) for x, y in zip(a_resumed, a_straight))
-    # one process evaluates and exports the run the two processes saved
+    if engine == "jit":
+        return
+    # one process evaluates and exports the run the two processes saved (its envs: reset)
     for args in (["eval", str(tmp_path / "resumed"), "--episodes", "2"],
                  ["export", str(tmp_path / "resumed"), "--out", str(tmp_path / "policy")]):
         r = subprocess.run([sys.executable, "-m", "a2c_jax", *args], capture_output=True,

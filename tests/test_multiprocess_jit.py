@@ -30,9 +30,10 @@ SCRIPT = textwrap.dedent("""
     import jax
     from a2c_jax.training import JitTrainer, preset
     algo = sys.argv[5]
-    config = preset("CartPole-v1", algo).replace(num_envs=4)
+    changes = {"n_steps": 8, "batch_size": 16, "n_epochs": 2} if algo == "ppo" else {}
+    config = preset("CartPole-v1", algo).replace(num_envs=4, hidden=(16,), **changes)
     jt = JitTrainer("CartPole-v1", config, seed=3)
-    jt.run(4 * jt.steps_per_update, progress=False)
+    jt.run(20 * jt.steps_per_update, progress=False, chunks=2)
     s = jt.summary()
     leaves = [np.asarray(x.addressable_data(0)) for x in
               jax.tree.leaves((jt.state.pi_params, jt.state.v_params))]
@@ -82,7 +83,7 @@ def _figures(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in ("devices", "processes")}
 
 
-@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+@pytest.mark.parametrize("algo", ["ppo"])   # shuffled minibatches; A2C: tests/test_multiprocess_cli.py
 def test_two_processes_match_two_devices_and_one_device(tmp_path, algo):
     two_procs = _run(tmp_path / "procs", algo, processes=2)
     two_devs = _run(tmp_path / "devs", algo, devices=2)
