@@ -45,6 +45,12 @@ class TrainConfig:
     clip_epsilon: float = 0.2
     reward_scale: float = 1.0
     eval_episodes: int = 10
+    # running normalisation of observations and rewards (SB3's VecNormalize): the statistics are
+    # updated from training rollouts only, saved with the checkpoint and applied at evaluation
+    normalize_obs: bool = False
+    normalize_reward: bool = False     # by the running std of the discounted return
+    clip_obs: float = 10.0             # normalised observations are clipped to [-clip, clip]
+    clip_reward: float = 10.0
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
