@@ -471,3 +471,55 @@ def test_cli_eval_and_export_of_a_missing_run(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"a2c-jax: error: no checkpoint at {tmp_path / 'checkpoint'}"]
 
+
+
+class _TwoProcesses:
+    """This process plays process ``me`` of 2 in a shared save; the all-gathers answer with the
+    flags ``others`` says the other process reports at each step (1: done, 0: failed)."""
+
+    def __init__(self, monkeypatch, me, others):
+        from jax.experimental import multihost_utils
+
+        self.me, self.others, self.step = me, list(others), 0
+        monkeypatch.setattr(jax, "process_count", lambda: 2)
+        monkeypatch.setattr(jax, "process_index", lambda: me)
+        monkeypatch.setattr(multihost_utils, "broadcast_one_to_all",
+                            lambda x: np.arange(8, dtype=np.uint8))
+        monkeypatch.setattr(multihost_utils, "process_allgather", self.allgather)
+
+    def allgather(self, flag):
+        mine, theirs = int(np.asarray(flag).reshape(-1)[0]), self.others[self.step]
+        self.step += 1
+        return np.asarray([[mine], [theirs]] if self.me == 0 else [[theirs], [mine]], np.int32)
+
+
+def test_in_a_shared_save_each_process_writes_its_own_files(tmp_path, monkeypatch):
+    """Process 1's part of a two-process save: it writes only its own envs file, into the staging
+    directory process 0 created (whose name both derive from process 0's token)."""
+    path = tmp_path / "checkpoint"
+    staging = tmp_path / f".checkpoint.tmp-{bytes(range(8)).hex()}"
+    staging.mkdir()  # process 0's part
+    _TwoProcesses(monkeypatch, me=1, others=[1, 1, 1])
+    save_checkpoint(path, {"w": np.ones(3)}, per_process={"envs": {"k": 1}})
+    assert [p.name for p in staging.iterdir()] == ["envs.process-1.json"]
+    assert json.loads((staging / "envs.process-1.json").read_bytes()) == {"k": 1}
+    assert not path.exists()  # process 0 writes the rest and swaps it into place
+
+
+def test_a_shared_save_fails_everywhere_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint"
+    save_checkpoint(path, {"w": np.zeros(2)})
+    before = load_checkpoint(path)["w"]
+    # process 0, whose partner could not write its files: no swap, the staging directory removed
+    with monkeypatch.context() as m:
+        _TwoProcesses(m, me=0, others=[1, 0, 1])
+        with pytest.raises(CheckpointError, match=r"^process 1 could not write its files into the "
+                                                  r"checkpoint .*checkpoint$"):
+            save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 0}})
+    assert not list(tmp_path.glob(".checkpoint.tmp-*"))
+    np.testing.assert_array_equal(load_checkpoint(path)["w"], before)
+    # process 1, when process 0 could not stage the directory
+    with monkeypatch.context() as m:
+        _TwoProcesses(m, me=1, others=[0])
+        with pytest.raises(CheckpointError, match=r"^process 0 could not stage the checkpoint"):
+            save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 1}})

@@ -466,6 +466,34 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def _stage(path: Path, kind: str, tmp: Path | None = None) -> Path:
+    """Checks that ``path`` may be replaced by a checkpoint of ``kind``, removes temporary
+    directories left beside it by a crash, and creates the staging directory (``tmp``, or a new
+    unique one)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(path, kind)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a crash during a write
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    if tmp is None:
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp.mkdir()
+    return tmp
+
+
+def _commit(tmp: Path, path: Path, kind: str) -> None:
+    """Adds the manifest to the staged ``tmp`` and swaps it into place at ``path``; on any failure
+    the staging directory is removed."""
+    try:
+        _write_manifest(tmp, kind)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_directory(path: str | os.PathLike, kind: str, write: Callable[[Path], None]) -> Path:
     """Writes a checkpoint directory of ``kind`` at ``path`` atomically: ``write(tmp)`` fills a
     temporary directory beside ``path``, then the manifest is added and the directory swapped into
@@ -478,21 +506,13 @@ def write_directory(path: str | os.PathLike, kind: str, write: Callable[[Path], 
             of the other kind.
     """
     path = Path(path)
-    if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _check_replaceable(path, kind)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a crash during a write
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = _stage(path, kind)
     try:
         write(tmp)
-        _write_manifest(tmp, kind)
-        _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _commit(tmp, path, kind)
     return path
 
 
@@ -686,16 +706,11 @@ def process_file(name: str, process: int) -> str:
     return f"{name}.process-{process}.json"
 
 
-def _gather_bytes(data: bytes) -> list[bytes]:
-    """Every process's ``data``, in process order (one all-gather of padded buffers)."""
-    from jax.experimental import multihost_utils
-
-    sizes = np.asarray(multihost_utils.process_allgather(np.asarray([len(data)], np.int64)))
-    sizes = sizes.reshape(-1)
-    buf = np.zeros(int(sizes.max()), np.uint8)
-    buf[:len(data)] = np.frombuffer(data, np.uint8)
-    every = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
-    return [every[i, :int(n)].tobytes() for i, n in enumerate(sizes)]
+def _write_synced(file: Path, data: bytes) -> None:
+    with file.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
@@ -717,12 +732,16 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
 
     Raises:
         TypeError: ``state`` holds a value that cannot be saved (the message names where).
-        CheckpointError: ``path`` is a file or a directory that is not a checkpoint.
+        CheckpointError: ``path`` is a file or a directory that is not a checkpoint; in a run over
+            several processes, also when another process failed its part of the write.
 
     In a run over several processes every process calls it with the same ``state`` (host copies
-    of the replicated arrays) and its own ``per_process`` entries: those are gathered, process 0
-    writes the directory (a file system all processes share, such as the run's ``--out``), and
-    every process returns once it is in place.
+    of the replicated arrays) and its own ``per_process`` entries, on a file system they all share
+    (the run's ``--out``): process 0 stages the directory, every process writes and fsyncs its own
+    ``NAME.process-<i>.json`` files into it, then process 0 writes the state and the arrays, lists
+    every process's files in the manifest and swaps the directory into place. Each step ends with
+    one all-gather of success flags, so a failure anywhere makes every process raise, and none
+    returns before the checkpoint is in place.
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"a checkpoint's state must be a dict, got {type(state).__name__}")
@@ -737,41 +756,78 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
                              "not a plain file name)")
         local[process_file(name, jax.process_index())] = dump_json(value)
     state_bytes = dump_json(body)
-    if jax.process_count() > 1:
-        # process 0 writes every process's entries: gathered here, in one collective per entry
-        for name in sorted(per_process or {}):
-            parts = _gather_bytes(local.pop(process_file(name, jax.process_index())))
-            local.update({process_file(name, i): b for i, b in enumerate(parts)})
-        if jax.process_index() != 0:
-            _written_by_process_0(path, None)
-            return Path(path)
 
-    def write(tmp: Path) -> None:
-        (tmp / STATE).write_bytes(state_bytes)
-        for name, data in local.items():
-            (tmp / name).write_bytes(data)
+    def write_shared(tmp: Path) -> None:
+        _write_synced(tmp / STATE, state_bytes)
         if arrays:
             _write_arrays(tmp / ARRAYS, arrays)
 
     if jax.process_count() == 1:
+        def write(tmp: Path) -> None:
+            write_shared(tmp)
+            for name, data in local.items():
+                _write_synced(tmp / name, data)
+
         return write_directory(path, kind, write)
+    return _save_together(Path(path), kind, local, write_shared)
+
+
+def _save_together(path: Path, kind: str, local: Mapping[str, bytes],
+                   write_shared: Callable[[Path], None]) -> Path:
+    """:func:`save_checkpoint` over several processes: each writes its own files, process 0 the
+    rest and the manifest (see there)."""
+    from jax.experimental import multihost_utils
+
+    main = jax.process_index() == 0
+    # one staging directory for all: its name from process 0's random token
+    token = np.frombuffer(os.urandom(8), np.uint8) if main else np.zeros(8, np.uint8)
+    token = np.asarray(multihost_utils.broadcast_one_to_all(token), np.uint8)
+    tmp = path.parent / f".{path.name}.tmp-{token.tobytes().hex()}"
+    _all_done(path, "stage", _attempt(lambda: _stage(path, kind, tmp)) if main else None, tmp)
+
+    def write_mine() -> None:
+        for name, data in local.items():
+            _write_synced(tmp / name, data)
+
+    _all_done(path, "write its files into", _attempt(write_mine), tmp)
+    failure = None
+    if main:
+        def finish() -> None:
+            write_shared(tmp)
+            _commit(tmp, path, kind)
+
+        failure = _attempt(finish)
+    _all_done(path, "write", failure, tmp)
+    return path
+
+
+def _attempt(step: Callable[[], Any]) -> BaseException | None:
+    """``step()``'s exception, or ``None`` (raised again by :func:`_all_done`, after every process
+    knows)."""
     try:
-        written = write_directory(path, kind, write)
+        step()
     except BaseException as err:
-        _written_by_process_0(path, err)
-        raise
-    _written_by_process_0(path, None)
-    return written
+        return err
+    return None
 
 
-def _written_by_process_0(path: str | os.PathLike, failure: BaseException | None) -> None:
-    """The processes of a run wait here until process 0 has written the checkpoint (one
-    all-gather); if it failed, every process raises :class:`CheckpointError`."""
+def _all_done(path: Path, what: str, failure: BaseException | None, tmp: Path) -> None:
+    """One all-gather of every process's success at a step of a shared save: a process that failed
+    raises its own error; the others raise :class:`CheckpointError` naming the processes that
+    failed (and process 0 removes the staging directory)."""
     from jax.experimental import multihost_utils
 
     ok = np.asarray(multihost_utils.process_allgather(np.asarray([failure is None], np.int32)))
-    if failure is None and not int(ok.reshape(-1)[0]):
-        raise CheckpointError(f"process 0 could not write the checkpoint {os.fspath(path)}")
+    failed = [i for i, flag in enumerate(ok.reshape(-1)) if not flag]
+    if not failed:
+        return
+    if jax.process_index() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failure is not None:
+        raise failure
+    names = ", ".join(str(i) for i in failed)
+    raise CheckpointError(f"process{'es' if len(failed) > 1 else ''} {names} could not {what} "
+                          f"the checkpoint {path}")
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str = "checkpoint") -> CheckpointState:
