@@ -21,7 +21,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 train: $(STAMP)
-	$(BIN)/a2c-jax train --env CartPole-v1 --out runs/CartPole-v1
+	$(BIN)/a2c-jax train --env CartPole-v1 --out runs/CartPole-v1 --overwrite
 
 recipe: $(STAMP)
 	$(BIN)/python benchmarks/recipe.py --seeds 0 --max-steps 50000 --out runs/recipe

@@ -13,9 +13,11 @@ anywhere), whose state holds:
 - ``observation_space``, ``action_space``: the gymnasium spaces as JSON (``Box``: ``low``,
   ``high``, ``shape``, ``dtype``; ``Discrete``: ``n``, ``start``; ``MultiBinary``: ``n``);
 - ``env_id``, ``engine``, ``seed``, ``env_steps`` (what it was trained on and for how long);
-- ``obs_normalization``: ``null``, a slot for observation-normalisation statistics (running mean
-  and variance) once training keeps them; a policy that has some cannot be used without them,
-  so a version that cannot apply them refuses it.
+- ``obs_normalization``: ``null``, or, for a run trained with ``normalize_obs``, its observation
+  statistics as they were when exported: ``{"mean": [*obs_shape], "var": [*obs_shape], "count",
+  "clip", "epsilon"}``. :func:`load_policy` builds the policy with an ``observation_preprocessor``
+  that applies them, frozen: ``clip((s - mean) / sqrt(var + epsilon), -clip, clip)``, so the
+  loaded policy takes raw observations as the env gives them.
 """
 
 from __future__ import annotations
@@ -115,10 +117,12 @@ def _spaces_only(observation_space: gymnasium.Space, action_space: gymnasium.Spa
 
 
 def _preset_policy(observation_space: gymnasium.Space, action_space: gymnasium.Space,
-                   config: TrainConfig, seed: int) -> Policy:
+                   config: TrainConfig, seed: int,
+                   observation_preprocessor: Callable | None = None) -> Policy:
     from .training._trainer import build_functions
 
-    pi, _ = build_functions(_spaces_only(observation_space, action_space), config, seed)
+    pi, _ = build_functions(_spaces_only(observation_space, action_space), config, seed,
+                            observation_preprocessor=observation_preprocessor)
     return pi
 
 
@@ -162,10 +166,15 @@ def describe_network(pi: Policy, config: TrainConfig, seed: int) -> dict[str, An
 # ---- writing and reading ---------------------------------------------------------------------------
 
 def export_policy(path: str | os.PathLike, pi: Policy, *, env_id: str, engine: str,
-                  config: TrainConfig, seed: int, env_steps: int) -> Path:
+                  config: TrainConfig, seed: int, env_steps: int,
+                  obs_normalization: dict[str, Any] | None = None) -> Path:
     """Writes ``pi`` (parameters, function state, sampling key), its network's description, its
     spaces and where it comes from to the directory ``path``, atomically (see the module
     docstring). Returns ``path``.
+
+    ``pi`` is the network as trained (on normalised observations when the run normalised them);
+    ``obs_normalization`` the statistics to apply before it (see the module docstring; from
+    :func:`a2c_jax.training._normalization.stats_to_json`), or ``None``.
 
     Raises:
         TypeError: a space that cannot be described (not ``Box``, ``Discrete``, ``MultiBinary``).
@@ -177,7 +186,7 @@ def export_policy(path: str | os.PathLike, pi: Policy, *, env_id: str, engine: s
         "observation_space": space_to_json(pi.observation_space),
         "action_space": space_to_json(pi.action_space),
         "policy": jax.device_get(pi.state_dict()),
-        "obs_normalization": None,
+        "obs_normalization": obs_normalization,
     }
     return save_checkpoint(path, state, kind="policy")
 
@@ -207,6 +216,8 @@ def load_policy(path: str | os.PathLike, func_pi: Callable | None = None) -> Pol
     """The policy exported to ``path`` (by ``a2c-jax export``, ``Trainer.export`` or
     ``JitTrainer.export``), as a :class:`~a2c_jax.Policy`: ``pi(s)`` samples, ``pi.mode(s)`` is
     the greedy action, ``pi.dist_params(s)`` and ``pi.batch(S)`` work as on the trainer's policy.
+    A policy of a run trained with ``normalize_obs`` takes raw observations: its
+    ``observation_preprocessor`` applies the exported statistics (frozen) first.
 
     Nothing of the training run is needed, and nothing is unpickled: the files are checked
     against their manifest, the spaces are rebuilt from their JSON description, the preset MLP
@@ -230,14 +241,12 @@ def load_policy(path: str | os.PathLike, func_pi: Callable | None = None) -> Pol
     if st["policy_format"] != POLICY_FORMAT:
         raise CheckpointError(f"{path} is an exported policy of format {st['policy_format']!r}; "
                               f"this a2c_jax reads format {POLICY_FORMAT}")
-    if st["obs_normalization"] is not None:
-        raise CheckpointError(f"{path} holds observation-normalisation statistics, which this "
-                              "a2c_jax cannot apply: use the version that exported it")
     seed = st["seed"]
     if not _int(seed) or not 0 <= seed < 2**32:
         raise CheckpointError(f"{path} has an invalid seed {seed!r}")
     observation_space = space_from_json(st["observation_space"], f"{path}: observation_space")
     action_space = space_from_json(st["action_space"], f"{path}: action_space")
+    pre = _obs_preprocessor(st["obs_normalization"], observation_space, f"{path}")
     network = st["network"]
     if func_pi is None:
         if isinstance(network, dict) and network.get("kind") == "custom":
@@ -245,13 +254,44 @@ def load_policy(path: str | os.PathLike, func_pi: Callable | None = None) -> Pol
                                   "func_pi): pass that function again, load_policy(path, "
                                   "func_pi=...)")
         config = _preset_config(network, f"{path}")
-        pi = _preset_policy(observation_space, action_space, config, seed)
+        pi = _preset_policy(observation_space, action_space, config, seed, pre)
         what = "the preset network the file describes"
     else:
-        pi = Policy(func_pi, _spaces_only(observation_space, action_space), random_seed=seed)
+        pi = Policy(func_pi, _spaces_only(observation_space, action_space),
+                    observation_preprocessor=pre, random_seed=seed)
         what = "func_pi (pass the function the policy was trained with)"
     try:
         pi.load_state_dict(st["policy"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: the saved parameters do not fit {what}: {err}") from None
     return pi
+
+
+def _obs_preprocessor(d: Any, observation_space: gymnasium.Space,
+                      where: str) -> Callable[[Any], Any] | None:
+    """The ``observation_preprocessor`` of an exported ``obs_normalization`` entry (``None`` for
+    ``null``), each part checked.
+
+    Raises:
+        CheckpointError: not such an entry, or statistics of another shape than the space's.
+    """
+    if d is None:
+        return None
+    from .functional import _normalize as nz
+
+    bad = CheckpointError(f"{where}: an invalid obs_normalization entry")
+    shape = tuple(observation_space.shape or ())
+    if not isinstance(d, dict) or set(d) != {"mean", "var", "count", "clip", "epsilon"}:
+        raise bad
+    arrays = [d["mean"], d["var"]]
+    if not all(isinstance(a, np.ndarray) and a.shape == shape and a.dtype == np.float32
+               for a in arrays):
+        raise CheckpointError(f"{where}: obs_normalization's mean and var must be float32{list(shape)}")
+    numbers = [d["count"], d["clip"], d["epsilon"]]
+    if (not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in numbers)
+            or not (d["clip"] > 0 and d["count"] > 0) or d["epsilon"] != nz.EPSILON
+            or not np.all(arrays[1] >= 0)):
+        raise bad
+    from .training._normalization import frozen_obs_preprocessor
+
+    return frozen_obs_preprocessor((*arrays, d["count"]), float(d["clip"]))

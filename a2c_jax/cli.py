@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import difflib
+import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when needed at run time: `a2c-jax --help` stays fast
     import jax
@@ -26,10 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="a2c-jax", description="Train and evaluate A2C / PPO agents.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an agent on a gymnasium env")
-    t.add_argument("--env", required=True, help="a gymnasium env id, e.g. CartPole-v1")
+    t.add_argument("--env", required=True,
+                   help="a gymnasium env id, e.g. CartPole-v1, or MODULE:ID (MODULE is imported "
+                        "first and registers ID: your own env)")
     t.add_argument("--algo", choices=["a2c", "ppo"], default=None,
                    help="default: the env's preset (a2c, or ppo for Pendulum-v1)")
-    t.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
+    t.add_argument("--steps", type=int, default=None,
+                   help="the run's total env steps (default: the preset's; with --resume, the "
+                        "run's own total)")
     t.add_argument("--seed", type=int, default=None, help="default 0")
     t.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: preset)")
     t.add_argument("--engine", choices=["loop", "jit"], default="loop",
@@ -43,8 +47,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--shared-backbone", action="store_true",
                    help="one torso for the policy and value heads, trained with one optimizer on "
                         "policy + entropy + vf_coef * value loss (a2c_jax.ActorCritic)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter (any key of summary.json's config, e.g. gamma=0.98, "
+                        "hidden=128,128); repeatable; overrides --config and the preset")
+    t.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
+                   help="hyperparameters from a YAML mapping of keys to values")
+    t.add_argument("--env-kwargs", action="append", default=[], metavar="NAME=VALUE|JSON",
+                   help="keyword arguments of gymnasium.make for every env (training and "
+                        "evaluation): NAME=VALUE (VALUE read as JSON if it parses) or a JSON "
+                        "object; repeatable")
+    t.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="--engine jit: train every combination of the values of the swept keys "
+                        "(repeatable, one per key) times --num-seeds seeds in one compiled "
+                        "program; only traced hyperparameters (learning_rate, ent_coef, vf_coef, "
+                        "max_grad_norm, clip_epsilon, gamma, gae_lambda, reward_scale)")
     t.add_argument("--out", type=Path, default=None, help="output directory (default runs/ENV-ALGO-SEED)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in OUT (its summary, plot, checkpoint and "
+                        "TensorBoard files; nothing else)")
     t.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps (0: only at the end)")
     t.add_argument("--no-progress", action="store_true")
     d = t.add_argument_group("several processes (jax.distributed; every process runs the same "
@@ -58,21 +79,32 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="replay a saved policy greedily")
     e.add_argument("dir", type=Path, help="a run's --out directory (it reads DIR/checkpoint/)")
     e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--env", default=None, metavar="MODULE:ID",
+                   help="the run's env when it is your own, as MODULE:ID: MODULE is imported "
+                        "(a2c_jax never imports a module a checkpoint names)")
+    e.add_argument("--gif", type=Path, default=None, metavar="FILE",
+                   help="also write one greedy episode as an animated GIF")
+    e.add_argument("--run", type=int, default=0,
+                   help="which run of an --engine jit checkpoint with --num-seeds or --sweep "
+                        "(default 0)")
     x = sub.add_parser("export", help="write a run's trained policy alone, for a2c_jax.load_policy")
     x.add_argument("dir", type=Path, help="a run's --out directory (it reads DIR/checkpoint/)")
     x.add_argument("--out", type=Path, required=True, help="the policy directory to write")
+    x.add_argument("--env", default=None, metavar="MODULE:ID",
+                   help="the run's env when it is your own, as MODULE:ID: MODULE is imported "
+                        "(a2c_jax never imports a module a checkpoint names)")
     x.add_argument("--run", type=int, default=0,
                    help="which run of an --engine jit checkpoint with --num-seeds (default 0)")
     return p
 
 
 def _check_env(env_id: str) -> None:
-    import gymnasium
+    from .training._config import check_env_id
 
-    if env_id not in gymnasium.registry:
-        close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UsageError(f"unknown env {env_id!r}{hint}")
+    try:
+        check_env_id(env_id)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _check_seed(seed: int | None, num_seeds: int) -> None:
@@ -123,16 +155,36 @@ def train(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
         if args.async_envs:
             raise UsageError("--async-envs is for --engine loop (the jit engine's envs are arrays)")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out, --overwrite replaces it: give one "
+                         "of them")
+    overrides = _overrides(args)
+    if args.engine == "jit" and overrides.get("env_kwargs", ((),))[0]:
+        raise UsageError("env_kwargs are for --engine loop (gymnax's JAX-native envs take no "
+                         "gymnasium keyword arguments)")
     import time
 
     from .training import drive
 
     multi = _start_processes(args)
-    algo, config, steps, seed, out, ckpt = _run_settings(args, "-jit" if args.engine == "jit" else "")
+    algo, config, seed, out, ckpt = _run_settings(args, "-jit" if args.engine == "jit" else "",
+                                                  overrides)
     t0 = time.perf_counter()
-    trainer = _load(args, ckpt) if args.resume else _new(args, config, seed)
     if args.resume:
-        _check_resumed(args, trainer, ckpt)
+        trainer = _load(args, ckpt)
+        try:
+            _check_resumed(args, trainer, ckpt, overrides)
+        except UsageError:
+            _close(trainer)
+            raise
+        steps = _resume_steps(trainer, overrides, out)
+        if steps is None:
+            return 0
+    else:
+        trainer = _new(args, config, seed)
+        steps = config.total_steps
+        if args.overwrite and _writes_outputs():  # once the new run is built
+            _replace_previous_run(out, True)
     if not multi:
         return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
                      progress=not args.no_progress, setup_s=time.perf_counter() - t0)
@@ -182,6 +234,12 @@ def _devices(args: argparse.Namespace) -> list[jax.Device]:
 
 def _new(args: argparse.Namespace, config: TrainConfig, seed: int) -> Trainer | JitTrainer:
     """A new run of ``args.engine``."""
+    from .training._sweep import SweepError, from_options
+
+    try:
+        sweep = from_options(args.sweep, config, args.engine, args.set)
+    except SweepError as err:
+        raise UsageError(err.option_message) from None
     if args.engine == "loop":
         from .training import Trainer
 
@@ -190,7 +248,7 @@ def _new(args: argparse.Namespace, config: TrainConfig, seed: int) -> Trainer | 
 
     try:
         return JitTrainer(args.env, config, seed, num_seeds=args.num_seeds or 1,
-                          devices=_devices(args))
+                          devices=_devices(args), sweep=sweep)
     except EngineError as err:
         raise UsageError(str(err)) from None
 
@@ -214,8 +272,51 @@ def _load(args: argparse.Namespace, ckpt: Path) -> Trainer | JitTrainer:
         raise UsageError(str(err)) from None
 
 
-def _check_resumed(args: argparse.Namespace, trainer: Trainer | JitTrainer, ckpt: Path) -> None:
-    """A resumed run keeps its own settings: an option given that contradicts them is an error."""
+def _close(trainer: Trainer | JitTrainer) -> None:
+    close = getattr(trainer, "close", None)
+    if close is not None:  # the loop engine's envs
+        close()
+
+
+def _resume_steps(trainer: Trainer | JitTrainer, overrides: dict[str, tuple[Any, str]],
+                  out: Path) -> int | None:
+    """The total env steps a resumed run trains to: ``--steps`` (or ``--set total_steps``), else
+    the run's own total; ``None`` (with one line printed, the envs closed) when the run has them
+    already. A new total is kept in the run's config, so the next ``--resume`` continues to it."""
+    saved = trainer.config.total_steps
+    steps = overrides["total_steps"][0] if "total_steps" in overrides else saved
+    if steps <= trainer.env_steps:
+        _close(trainer)
+        if "total_steps" in overrides:
+            print(f"{out} already has {trainer.env_steps:,} env steps, {overrides['total_steps'][1]}"
+                  f" asks for {steps:,}; nothing to do (give --steps N above "
+                  f"{trainer.env_steps:,} to continue further)")
+        else:
+            print(f"{out} already has {trainer.env_steps:,} of its {saved:,} env steps; nothing "
+                  f"to do (give --steps N to continue further)")
+        return None
+    if steps != saved:
+        # the config is read-only for users (the jit engine compiles from it); total_steps is read
+        # by no compiled program, so the engine's own copy is updated here
+        trainer._config = trainer.config.replace(total_steps=steps)
+    return steps
+
+
+def _show(key: str, value: Any) -> str:
+    """A config value as ``--set`` spells it."""
+    if key == "env_kwargs":
+        return json.dumps(dict(value))
+    if key == "hidden":
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _check_resumed(args: argparse.Namespace, trainer: Trainer | JitTrainer, ckpt: Path,
+                   overrides: dict[str, tuple[Any, str]]) -> None:
+    """A resumed run keeps its own settings: an option given that contradicts them is an error
+    (``--steps``/``total_steps`` aside: it is how far to train)."""
     if trainer.env_id != args.env:
         raise UsageError(f"{ckpt} is a run on {trainer.env_id}, not {args.env}")
     saved = {"--seed": trainer.seed, "--algo": trainer.config.algo,
@@ -230,33 +331,91 @@ def _check_resumed(args: argparse.Namespace, trainer: Trainer | JitTrainer, ckpt
     if args.shared_backbone and not trainer.config.shared_backbone:
         raise UsageError(f"{ckpt} was trained with separate networks; drop --shared-backbone to "
                          "resume it, or choose another --out")
+    from .training._sweep import SweepError, check_resumed
+
+    try:  # a resumed sweep keeps its grid; --sweep may repeat it, not change it
+        check_resumed(args.sweep, getattr(trainer, "sweep", None), trainer.config, ckpt,
+                      args.engine)
+    except SweepError as err:
+        raise UsageError(err.option_message) from None
+    for key, (value, source) in overrides.items():
+        saved_value = getattr(trainer.config, key)
+        if key != "total_steps" and value != saved_value:
+            raise UsageError(f"{ckpt} was trained with {key}={_show(key, saved_value)}, "
+                             f"{source} gives {key}={_show(key, value)}; drop it to resume the "
+                             "run, or choose another --out")
 
 
-def _run_settings(args: argparse.Namespace,
-                  suffix: str) -> tuple[str, TrainConfig, int, int, Path, Path]:
-    """``(algo, config, steps, seed, out, checkpoint)`` of a new run from the command's options;
-    the output directory is checked for writing."""
-    algo, config = _algo_and_config(args.env, args.algo, args.num_envs)
-    if args.shared_backbone:
-        config = config.replace(shared_backbone=True)
-    steps = config.total_steps if args.steps is None else args.steps
+def _overrides(args: argparse.Namespace) -> dict[str, tuple[Any, str]]:
+    """The config keys the command sets, each ``(checked value, the option that gave it)``:
+    ``--config`` < ``--set`` < the dedicated flags (``--algo``, ``--num-envs``, ``--steps``,
+    ``--shared-backbone``, ``--env-kwargs``); a flag and a ``--set`` of the same key must agree."""
+    from .training._config import load_config_file, parse_assignments, parse_env_kwargs
+    from .training._keys import check_value
+
+    out: dict[str, tuple[Any, str]] = {}
+    try:
+        if args.config is not None:
+            out.update((k, (v, f"--config {args.config}"))
+                       for k, v in load_config_file(args.config).items())
+        sets = parse_assignments(args.set)
+        out.update((k, (v, "--set")) for k, v in sets.items())
+        flags = {"algo": (args.algo, "--algo"), "num_envs": (args.num_envs, "--num-envs"),
+                 "total_steps": (args.steps, "--steps"),
+                 "shared_backbone": (args.shared_backbone or None, "--shared-backbone"),
+                 "env_kwargs": (parse_env_kwargs(args.env_kwargs) if args.env_kwargs else None,
+                                "--env-kwargs")}
+        for key, (value, flag) in flags.items():
+            if value is None:
+                continue
+            value = check_value(key, value)
+            if key in sets and sets[key] != value:
+                raise UsageError(f"--set {key}={_show(key, sets[key])} contradicts {flag} "
+                                 f"{_show(key, value)}: give one of them")
+            out[key] = (value, flag)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return out
+
+
+def _run_settings(args: argparse.Namespace, suffix: str, overrides: dict[str, tuple[Any, str]],
+                  ) -> tuple[str, TrainConfig, int, Path, Path]:
+    """``(algo, config, seed, out, checkpoint)`` of a new run from the command's options (the
+    preset of the env and algorithm, then ``overrides``); the output directory is checked for
+    writing and, for a new run, for a previous run (see ``--overwrite``)."""
+    algo, config = _algo_and_config(args.env, overrides)
     seed = 0 if args.seed is None else args.seed
-    out = args.out or Path("runs") / f"{args.env}-{algo}-{seed}{suffix}"
+    name = args.env.rpartition(":")[2]   # MODULE:ID: the id alone
+    out = args.out or Path("runs") / f"{name}-{algo}-{seed}{suffix}"
     _check_out(out)
-    return algo, config, steps, seed, out, out / CHECKPOINT
+    if not args.resume and _writes_outputs():
+        _replace_previous_run(out, args.overwrite, remove=False)  # refused now, removed later
+    return algo, config, seed, out, out / CHECKPOINT
 
 
-def _algo_and_config(env_id: str, algo: str | None,
-                     num_envs: int | None) -> tuple[str, TrainConfig]:
+def _writes_outputs() -> bool:
+    """Whether this process writes the run's outputs (over several processes, process 0)."""
+    from .training._distributed import is_main
+
+    return is_main()
+
+
+def _algo_and_config(env_id: str,
+                     overrides: dict[str, tuple[Any, str]]) -> tuple[str, TrainConfig]:
+    """The algorithm (given, or by the action space: a2c for Discrete, ppo for Box) and the
+    preset of ``(env_id, algo)`` with ``overrides`` applied (checked)."""
     import gymnasium
 
     from .training import preset
     from .training._trainer import check_spaces
 
+    env_kwargs = dict(overrides["env_kwargs"][0]) if "env_kwargs" in overrides else {}
+    shown = f" with env_kwargs {_show('env_kwargs', env_kwargs)}" if env_kwargs else ""
     try:
-        probe = gymnasium.make(env_id)
-    except gymnasium.error.Error as err:  # e.g. a missing optional dependency
-        raise UsageError(f"cannot make {env_id}: {err}") from None
+        probe = gymnasium.make(env_id, **env_kwargs)
+    except (gymnasium.error.Error, TypeError, ValueError) as err:
+        # e.g. a missing optional dependency, or a keyword argument the env does not take
+        raise UsageError(f"cannot make {env_id}{shown}: {err}") from None
     try:
         check_spaces(probe, env_id)
     except TypeError as err:
@@ -264,20 +423,96 @@ def _algo_and_config(env_id: str, algo: str | None,
     finally:
         probe.close()
     space = probe.action_space
-    algo = algo or ("a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
-    config = preset(env_id, algo)
-    if num_envs is not None:
-        config = config.replace(num_envs=num_envs)
+    algo = overrides["algo"][0] if "algo" in overrides else (
+        "a2c" if isinstance(space, gymnasium.spaces.Discrete) else "ppo")
+    try:
+        config = preset(env_id, algo).replace(**{k: v for k, (v, _) in overrides.items()})
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return algo, config
 
 
-def _load_saved(path: Path) -> Trainer | JitTrainer:
+#: what a run writes in its --out: the files and directories --overwrite may remove
+_RUN_FILES = ("summary.json", "learning_curve.png", "sweep.md", "sweep.png")
+
+
+def _replace_previous_run(out: Path, overwrite: bool, remove: bool = True) -> None:
+    """Refuses an ``out`` that holds another run (its ``summary.json``, ``checkpoint/`` or
+    TensorBoard event files) unless ``overwrite``; then removes that run's outputs (unless not
+    ``remove``: only the checks), and nothing else (a checkpoint holding files its manifest does
+    not list is refused, untouched)."""
+    events = sorted((out / "tensorboard").glob("**/events.out.tfevents.*"))
+    ckpt = out / CHECKPOINT
+    found = [name for name in _RUN_FILES[:1] if (out / name).exists()]
+    found += [f"{CHECKPOINT}/"] if ckpt.exists() or ckpt.is_symlink() else []
+    found += ["TensorBoard event files"] if events else []
+    if not found:
+        return
+    if not overwrite:
+        raise UsageError(f"{out} already holds a run ({', '.join(found)}): continue it with "
+                         "--resume, replace it with --overwrite, or choose another --out")
+    checkpoint_files = _checkpoint_files(ckpt) if ckpt.exists() or ckpt.is_symlink() else []
+    if not remove:
+        return
+    for path in [*(out / name for name in _RUN_FILES), *checkpoint_files, *events]:
+        path.unlink(missing_ok=True)
+    for directory in [ckpt, *{e.parent for e in events}, out / "tensorboard"]:
+        _remove_empty_dirs(directory)
+
+
+def _checkpoint_files(ckpt: Path) -> list[Path]:
+    """The files of the a2c_jax checkpoint ``ckpt`` (those its manifest lists, and the manifest),
+    or ``UsageError`` when it holds anything else."""
+    from .utils._checkpoint import MANIFEST
+
+    def refuse(why: str) -> UsageError:
+        return UsageError(f"{ckpt} {why}: not removing it (move it away, or choose another --out)")
+
+    if ckpt.is_symlink() or not ckpt.is_dir():
+        raise refuse("is not a checkpoint directory")
+    try:
+        listed = json.loads((ckpt / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = None
+    if not isinstance(listed, dict):
+        if not any(ckpt.iterdir()):
+            return []
+        raise refuse("has no readable a2c_jax manifest")
+    files = [ckpt / MANIFEST, *(ckpt / name for name in listed)]
+    known = {f.resolve() for f in files}
+    if any(ckpt.resolve() not in f.parents for f in known):
+        raise refuse("has a manifest that lists files outside it")
+    others = [p for p in ckpt.rglob("*") if not p.is_dir() and p.resolve() not in known]
+    if others:
+        raise refuse(f"holds files its manifest does not list ({others[0].relative_to(ckpt)})")
+    return files
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    """Removes ``top`` and the directories under it that are (then) empty, deepest first."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for d in sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()),
+                    key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if not any(top.iterdir()):
+        top.rmdir()
+
+
+def _load_saved(path: Path, env_id: str | None = None) -> Trainer | JitTrainer:
     """The run saved at ``path``, of whichever engine wrote it (the jit engine's on one device:
-    evaluating and exporting need no mesh)."""
+    evaluating and exporting need no mesh). ``env_id`` (``--env``, for the user's own env as
+    ``module:id``) is checked, its module imported, and must be the run's."""
     from .training import Trainer
     from .utils import CheckpointError, load_checkpoint
 
+    if env_id is not None:
+        _check_env(env_id)
     try:
+        saved = load_checkpoint(path).get("env_id")
+        if env_id is not None and saved != env_id:
+            raise UsageError(f"{path} is a run on {saved}, not --env {env_id}")
         if load_checkpoint(path).get("engine") != "jit":
             return Trainer.load(path)
         import jax
@@ -295,23 +530,72 @@ def _load_saved(path: Path) -> Trainer | JitTrainer:
 def evaluate(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
-    from .training import Trainer
+    from .training._config import make_env
+    from .training._driver import eval_seed
+    from .utils import evaluate_greedy
 
-    trainer = _load_saved(args.dir / CHECKPOINT)
-    if not isinstance(trainer, Trainer):
-        from .utils import evaluate_greedy
-
-        mean = evaluate_greedy(trainer.policy(0), trainer.env_id, args.episodes,
-                               first_seed=1_000_000 + 1000 * trainer.seed)
-        print(f"{trainer.env_id} (--engine jit, seed {trainer.seed}): mean greedy "
-              f"return over {args.episodes} episodes: {mean:.2f}")
-        return 0
+    trainer = _load_saved(args.dir / CHECKPOINT, args.env)
+    _close(trainer)  # the loop engine's training envs: evaluation makes its own
+    _check_run(trainer, args.run)
+    seed = _run_seed(trainer, args.run)
+    # the run's policy (with its observation normalisation) in an env made with its env_kwargs
+    env = make_env(trainer.env_id, trainer.config)
     try:
-        mean = trainer.evaluate(args.episodes)
+        mean = evaluate_greedy(trainer.policy(args.run), env, args.episodes,
+                               first_seed=eval_seed(seed))
     finally:
-        trainer.close()
-    print(f"{trainer.env_id}: mean greedy return over {args.episodes} episodes: {mean:.2f}")
+        env.close()
+    engine = ""
+    if trainer.engine == "jit":
+        engine = f" (--engine jit, run {args.run}, seed {seed})" if args.run else \
+            f" (--engine jit, seed {seed})"
+    print(f"{trainer.env_id}{engine}: mean greedy return over {args.episodes} episodes: "
+          f"{mean:.2f}")
+    if args.gif is not None:
+        _write_gif(trainer, args.gif, args.run)
     return 0
+
+
+def _run_seed(trainer: Trainer | JitTrainer, run: int) -> int:
+    """The seed of run ``run`` (of ``--num-seeds``, or of a sweep's configs x seeds)."""
+    run_seed = getattr(trainer, "run_seed", None)
+    return int(run_seed(run)) if run_seed is not None else trainer.seed + run
+
+
+def _write_gif(trainer: Trainer | JitTrainer, path: Path, run: int = 0) -> None:
+    """One greedy episode of run ``run`` (the env seeded as its first evaluation episode) as an
+    animated GIF, in gymnasium's env (the jit engine's: the gymnasium twin of its gymnax env)."""
+    import gymnasium
+
+    from .training._config import make_env
+    from .training._driver import eval_seed
+    from .utils import generate_gif
+
+    try:
+        env = make_env(trainer.env_id, trainer.config, render_mode="rgb_array")
+    except (gymnasium.error.Error, TypeError, ValueError) as err:
+        raise UsageError(f"cannot make {trainer.env_id} to render it: {err}") from None
+    try:
+        modes = env.metadata.get("render_modes", [])
+        if "rgb_array" not in modes:
+            raise UsageError(f"{trainer.env_id} cannot render frames for --gif (its render "
+                             f"modes: {', '.join(modes) or 'none'})")
+        # seeds the env's generator; the GIF resets again
+        env.reset(seed=eval_seed(_run_seed(trainer, run)))
+        try:
+            generate_gif(env, path, policy=trainer.policy(run).mode)
+        except OSError as err:
+            raise UsageError(f"cannot write --gif {str(path)!r}: {err.strerror or err}") from None
+    finally:
+        env.close()
+    print(f"wrote one greedy episode of {trainer.env_id} to {path}")
+
+
+def _check_run(trainer: Trainer | JitTrainer, run: int) -> None:
+    runs = getattr(trainer, "num_runs", trainer.num_seeds)   # a sweep's: configs x seeds
+    if not 0 <= run < runs:
+        raise UsageError(f"--run must be between 0 and {runs - 1} (the checkpoint holds {runs} "
+                         f"run(s)), got {run}")
 
 
 def export(args: argparse.Namespace) -> int:
@@ -320,11 +604,9 @@ def export(args: argparse.Namespace) -> int:
     from .training import Trainer
     from .utils import CheckpointError
 
-    trainer = _load_saved(args.dir / CHECKPOINT)
+    trainer = _load_saved(args.dir / CHECKPOINT, args.env)
     try:
-        if not 0 <= args.run < trainer.num_seeds:
-            raise UsageError(f"--run must be between 0 and {trainer.num_seeds - 1} (the "
-                             f"checkpoint holds {trainer.num_seeds} run(s)), got {args.run}")
+        _check_run(trainer, args.run)
         if isinstance(trainer, Trainer):
             out = trainer.export(args.out)
         else:
@@ -335,7 +617,7 @@ def export(args: argparse.Namespace) -> int:
         if isinstance(trainer, Trainer):
             trainer.close()
     print(f"wrote the policy of {trainer.env_id} ({trainer.config.algo}, --engine "
-          f"{trainer.engine}, seed {trainer.seed + args.run}, {trainer.env_steps:,} env steps) to "
+          f"{trainer.engine}, seed {_run_seed(trainer, args.run)}, {trainer.env_steps:,} env steps) to "
           f"{out}; load it with a2c_jax.load_policy({str(out)!r})")
     return 0
 

@@ -51,6 +51,7 @@ SLOW_MODULES = {
     "test_multiprocess_jit.py",  # the jit engine over two processes (subprocesses)
     "test_notebooks.py",  # executes every notebook
     "test_one_core.py",  # both engines compiled and compared on the same rollouts
+    "test_own_env.py",  # a module:id env trained, resumed, evaluated, exported; a jit run's GIF
     "test_scripts_and_learning.py",  # the benchmark scripts and learning thresholds
     "test_training.py",  # the Trainer and `a2c-jax train` end to end
 }

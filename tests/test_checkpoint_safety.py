@@ -523,3 +523,32 @@ def test_a_shared_save_fails_everywhere_and_keeps_the_previous_checkpoint(tmp_pa
         _TwoProcesses(m, me=1, others=[0])
         with pytest.raises(CheckpointError, match=r"^process 0 could not stage the checkpoint"):
             save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 1}})
+
+
+def test_a_module_named_by_a_checkpoint_is_never_imported(loop_checkpoint, tmp_path, monkeypatch,
+                                                          capsys):
+    """A checkpoint (here a forged one, with a consistent manifest) naming a ``module:id`` env: a2c_jax
+    does not import the module (importing runs its code) unless the user names it with --env."""
+    trainer, _ = loop_checkpoint
+    (tmp_path / "forged_envs.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').write_text('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    state = trainer.state_dict()
+    local = state.pop("envs")
+    state["env_id"] = "forged_envs:CartPole-v1"
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint", state, per_process={"envs": local})
+    for command in (["eval", str(run)], ["export", str(run), "--out", str(tmp_path / "p")]):
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a2c-jax: error:" in err, err
+        assert "module 'forged_envs' is not imported, and a2c_jax does not import a module a " \
+               "checkpoint names" in err and "--env forged_envs:CartPole-v1" in err, err
+    with pytest.raises(CheckpointError, match="forged_envs' is not imported"):
+        Trainer.load(run / "checkpoint")
+    assert not (tmp_path / "IMPORTED").exists()
+    # the user names it: then, and only then, it is imported (and the run evaluates)
+    assert cli.main(["eval", str(run), "--episodes", "1", "--env", "forged_envs:CartPole-v1"]) == 0
+    assert (tmp_path / "IMPORTED").read_text() == "ran"
+    assert cli.main(["eval", str(run), "--env", "CartPole-v1"]) == 2
+    assert "is a run on forged_envs:CartPole-v1, not --env CartPole-v1" in capsys.readouterr().err

@@ -112,8 +112,9 @@ def test_the_normalisation_slot_and_other_formats_are_refused(tmp_path):
     trainer.export(tmp_path / "policy")
     trainer.close()
     state = dict(load_checkpoint(tmp_path / "policy", kind="policy"))
+    # the normalisation slot is read now (tests/test_normalize.py): a damaged entry is refused
     for change, problem in [({"obs_normalization": {"mean": np.zeros(4)}},
-                             "holds observation-normalisation statistics"),
+                             "an invalid obs_normalization entry"),
                             ({"policy_format": 2}, "exported policy of format 2"),
                             ({"network": {"kind": "preset", "hidden": "64"}},
                              "an invalid network description"),

@@ -4,7 +4,9 @@ learning-curve plot, evaluation, ``summary.json`` and the final line of ``a2c-ja
 An engine (:class:`~a2c_jax.training.Trainer` or :class:`~a2c_jax.training.JitTrainer`) offers
 ``run(total_steps, progress, on_report)``, ``curves()``, ``summary()``, ``policy(run)``,
 ``save(path)`` and the counters ``env_steps`` (per run), ``updates``, ``num_seeds``,
-``steps_per_update``, ``train_seconds``; :func:`drive` does the rest.
+``steps_per_update``, ``train_seconds``; :func:`drive` does the rest. A sweep (the jit engine's
+``sweep``, with ``num_runs``, ``run_seed(r)`` and ``run_config(r)``) also gets every run
+evaluated, ``sweep.md`` (the per-configuration table, also printed) and ``sweep.png``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,22 @@ def _round(x: float | None, digits: int = 4) -> float | None:
     return round(float(x), digits)
 
 
+def num_runs(trainer: Any) -> int:
+    """The runs an engine trains at once: a sweep's configurations times seeds, or the seeds."""
+    return int(getattr(trainer, "num_runs", trainer.num_seeds))
+
+
+def _sweep_of(trainer: Any) -> Any:
+    return getattr(trainer, "sweep", None)
+
+
+def _run_name(trainer: Any, k: int) -> str:
+    """Run ``k``'s name: ``seed_S``, or ``CONFIG/seed_S`` in a sweep (TensorBoard, plots)."""
+    if _sweep_of(trainer) is None:
+        return f"seed_{trainer.seed + k}"
+    return f"{trainer.sweep.label(k // trainer.num_seeds)}/seed_{trainer.run_seed(k)}"
+
+
 def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[float | None],
                 episodes: list[int], devices: list[str]) -> dict[str, Any]:
     """The summary of a run with one meaning per key in both engines.
@@ -48,12 +66,27 @@ def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[f
     ``compile_s``; the loop engine's ``compile_s`` is its first update call, which traces and
     compiles, and is included in ``wall_s``). Run ``k`` of ``runs`` is seed ``seed + k``; the
     top-level ``solved_at_step``, ``final_mean_return`` and ``episodes`` are the first run's.
+
+    A sweep adds ``sweep`` (``grid``: each key's values; ``configs``; ``seeds_per_config``) and
+    ``num_runs``; its ``runs`` (configuration-major) each name their ``config`` (the swept keys'
+    values) and ``seed``, and the ``env_steps_all_runs``/``steps_per_s_all_runs`` count them all.
     """
-    n, wall, steps = trainer.num_seeds, trainer.train_seconds, trainer.env_steps
+    n, wall, steps = num_runs(trainer), trainer.train_seconds, trainer.env_steps
     compile_s = trainer.compile_s
+    sweep = _sweep_of(trainer)
+    runs = [{"seed": trainer.seed + k, "solved_at_step": solved_at[k],
+             "final_mean_return": _round(final_mean[k]), "episodes": episodes[k]}
+            for k in range(n)]
+    extra: dict[str, Any] = {}
+    if sweep is not None:
+        runs = [{"config": trainer.run_config(k), **run, "seed": trainer.run_seed(k)}
+                for k, run in enumerate(runs)]
+        extra = {"num_runs": n, "sweep": {"grid": sweep.to_dict(), "configs": len(sweep),
+                                          "seeds_per_config": trainer.num_seeds}}
     return {
         "env": trainer.env_id, "algo": trainer.config.algo, "engine": trainer.engine,
-        "seed": trainer.seed, "num_seeds": n, "num_envs": trainer.config.num_envs,
+        "seed": trainer.seed, "num_seeds": trainer.num_seeds, **extra,
+        "num_envs": trainer.config.num_envs,
         "devices": devices, "processes": jax.process_count(), "env_steps": steps,
         "env_steps_all_runs": steps * n, "updates": trainer.updates,
         "compile_s": None if compile_s is None else round(compile_s, 3),
@@ -62,9 +95,7 @@ def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[f
         "steps_per_s_all_runs": round(steps * n / max(wall, 1e-9), 1),
         "solved_at_step": solved_at[0], "final_mean_return": _round(final_mean[0]),
         "episodes": episodes[0],
-        "runs": [{"seed": trainer.seed + k, "solved_at_step": solved_at[k],
-                  "final_mean_return": _round(final_mean[k]), "episodes": episodes[k]}
-                 for k in range(n)],
+        "runs": runs,
         "reward_threshold": trainer.reward_threshold,
         "config": dataclasses.asdict(trainer.config),
     }
@@ -72,7 +103,8 @@ def run_summary(trainer: Any, *, solved_at: list[int | None], final_mean: list[f
 
 def plot_learning_curve(trainer: Any, path: Path) -> None:
     """The mean return of the last 100 episodes against env steps, one line per run, as a PNG
-    (with the loop engine, each finished episode's return as a dot too)."""
+    (with the loop engine, each finished episode's return as a dot too; in a sweep, one colour
+    per configuration)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,15 +118,23 @@ def plot_learning_curve(trainer: Any, path: Path) -> None:
     if curves:
         mean100, episodes = curves["mean100"], curves["episodes"]
         steps = np.arange(1, mean100.shape[1] + 1) * trainer.steps_per_update
-        for k in range(trainer.num_seeds):
+        sweep = _sweep_of(trainer)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k in range(num_runs(trainer)):
             have = episodes[k] > 0
-            label = (f"seed {trainer.seed + k}" if trainer.num_seeds <= 8 else None)
-            ax.plot(steps[have], mean100[k][have], lw=1, label=label)
+            if sweep is None:
+                label = f"seed {trainer.seed + k}" if trainer.num_seeds <= 8 else None
+                ax.plot(steps[have], mean100[k][have], lw=1, label=label)
+                continue
+            c = k // trainer.num_seeds
+            label = sweep.label(c) if k % trainer.num_seeds == 0 else None
+            ax.plot(steps[have], mean100[k][have], lw=0.8, color=colors[c % len(colors)],
+                    label=label)
     if trainer.reward_threshold is not None:
         ax.axhline(trainer.reward_threshold, color="grey", ls="--", lw=0.8, label="threshold")
     ax.set(xlabel="env steps (per run)", ylabel="mean return, last 100 episodes",
            title=f"{trainer.env_id}, {trainer.config.algo}, --engine {trainer.engine}, "
-                 f"{trainer.num_seeds} run(s)")
+                 f"{num_runs(trainer)} run(s)")
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -128,14 +168,15 @@ class _Checkpointer:
 
 
 class _TensorBoard:
-    """One writer per run (``tensorboard/seed_S``); every ``every`` updates: ``episode/mean100``
-    (once the run has finished an episode) and every loss metric, at the env step of that update."""
+    """One writer per run (``tensorboard/seed_S``, in a sweep ``tensorboard/CONFIG/seed_S``);
+    every ``every`` updates: ``episode/mean100`` (once the run has finished an episode) and every
+    loss metric, at the env step of that update."""
 
     def __init__(self, trainer: Any, out: Path, total_steps: int, write: bool = True) -> None:
         from tensorboardX import SummaryWriter
 
-        self.writers = [SummaryWriter(str(out / "tensorboard" / f"seed_{trainer.seed + k}"))
-                        for k in range(trainer.num_seeds)] if write else []
+        self.writers = [SummaryWriter(str(out / "tensorboard" / _run_name(trainer, k)))
+                        for k in range(num_runs(trainer))] if write else []
         self.every = max(1, math.ceil(total_steps / trainer.steps_per_update) // TB_POINTS)
 
     def __call__(self, trainer: Any, metrics: dict[str, np.ndarray]) -> None:
@@ -209,6 +250,7 @@ def _finish(trainer: Any, out: Path, before: tuple[int, float, float], setup_s: 
     """Evaluation, summary.json, the plot and the final line of a finished run (the summary is
     computed by every process of a multi-process run; the rest by the one with ``write``)."""
     from ..utils._evaluate import evaluate_greedy
+    from ._config import make_env
 
     t0 = time.perf_counter()
     summary = trainer.summary()
@@ -216,11 +258,29 @@ def _finish(trainer: Any, out: Path, before: tuple[int, float, float], setup_s: 
         return 0
     summary["setup_s"] = round(setup_s, 3)
     episodes = eval_episodes or trainer.config.eval_episodes
-    summary["eval_mean_return"] = _round(evaluate_greedy(
-        trainer.policy(0), trainer.env_id, episodes, first_seed=eval_seed(trainer.seed)))
+    sweep = _sweep_of(trainer)
+    env = make_env(trainer.env_id, trainer.config)   # with the run's env_kwargs
+    try:
+        if sweep is None:
+            summary["eval_mean_return"] = _round(evaluate_greedy(
+                trainer.policy(0), env, episodes, first_seed=eval_seed(trainer.seed)))
+        else:  # every run, each on its seed's episodes (the same for every configuration)
+            for k, run in enumerate(summary["runs"]):
+                run["eval_mean_return"] = _round(evaluate_greedy(
+                    trainer.policy(k), env, episodes, first_seed=eval_seed(trainer.run_seed(k))))
+            summary["eval_mean_return"] = summary["runs"][0]["eval_mean_return"]
+    finally:
+        env.close()
     summary["eval_s"] = round(time.perf_counter() - t0, 3)
     trainer.plot(out / "learning_curve.png")
     write_json(out / "summary.json", summary)
+    if sweep is not None:
+        from ._sweep import plot_sweep, sweep_table
+
+        table = sweep_table(summary)
+        (out / "sweep.md").write_text(table)
+        plot_sweep(trainer, out / "sweep.png")
+        print(table)
     steps_now = trainer.env_steps - before[0]
     seconds_now = trainer.train_seconds - before[1]
     compile_now = (trainer.compile_s or 0.0) - before[2]
@@ -232,8 +292,9 @@ def final_line(summary: dict[str, Any], out: Path, steps: int, seconds: float,
                compile_s: float) -> str:
     """The one line ``a2c-jax train`` ends with: this command's steps and speed, and the run's
     results, with no raw ``None`` and rounded figures."""
-    n = summary["num_seeds"]
+    n = summary.get("num_runs", summary["num_seeds"])
     runs = summary["runs"]
+    sweep = summary.get("sweep")
     rate = steps * n / seconds if seconds > 0 else 0.0
     if n == 1:
         solved = summary["solved_at_step"]
@@ -254,7 +315,14 @@ def final_line(summary: dict[str, Any], out: Path, steps: int, seconds: float,
         compiled = f" after {compile_s:.1f} s of compilation"
     evaluated = summary["eval_mean_return"]
     eval_txt = f"{evaluated:.1f}" if evaluated is not None else "not finite"
-    return (f"{summary['env']} {summary['algo']} --engine {summary['engine']}, {n} run(s): "
+    runs_txt, eval_of, wrote = f"{n} run(s)", f"seed {summary['seed']}", f"{out}/summary.json"
+    if sweep is not None:
+        runs_txt = (f"sweep of {sweep['configs']} config(s) x {sweep['seeds_per_config']} "
+                    f"seed(s) = {n} run(s)")
+        evals = [r["eval_mean_return"] for r in runs if r.get("eval_mean_return") is not None]
+        eval_of, eval_txt = "over runs", f"{np.mean(evals):.1f}" if evals else "not finite"
+        wrote += f", {out}/sweep.md"
+    return (f"{summary['env']} {summary['algo']} --engine {summary['engine']}, {runs_txt}: "
             f"{steps:,} env steps per run in {seconds:.1f} s{compiled} ({rate:,.0f} steps/s"
-            f"{' over all runs' if n > 1 else ''}), {solved_txt}, {mean_txt}, greedy eval of "
-            f"seed {summary['seed']} {eval_txt}; wrote {out}/summary.json")
+            f"{' over all runs' if n > 1 else ''}), {solved_txt}, {mean_txt}, greedy eval "
+            f"{'of ' if sweep is None else ''}{eval_of} {eval_txt}; wrote {wrote}")

@@ -13,6 +13,8 @@ step of :class:`~a2c_jax.ActorCritic` over both, exactly as in the loop
 - ``vmap`` over the ``num_envs`` envs, ``lax.scan`` over the ``n_steps`` steps of a rollout and
   over the updates of a *chunk*; the host sees the metrics once per chunk.
 - ``vmap`` over ``num_seeds`` independent runs (seeds ``seed, seed + 1, ...``): one program.
+  With a :class:`~a2c_jax.training._sweep.Sweep` the runs are every configuration of its grid
+  times ``num_seeds`` seeds, each with its own traced hyperparameters (``vmap``-ed with the state).
 - Data parallelism: with more than one device the envs are sharded over a one-axis
   :class:`jax.sharding.Mesh` (axis ``"envs"``) and everything else is replicated. The losses are
   means over the global batch, so the compiler's partitioning sums the per-device gradients:
@@ -51,8 +53,10 @@ from .._core._base import raw_key
 from ..utils._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..utils._trees import tree_from_state_dict, tree_to_state_dict
 from ._driver import plot_learning_curve, run_summary
+from ._normalization import Normalizer, NormState, stats_to_json
 from ._presets import TrainConfig
-from ._trainer import _KEY_STREAM, _tuples, build_learner
+from ._sweep import Sweep, SweepError, build_traced_learner
+from ._trainer import _KEY_STREAM, _tuples, build_learner, normalizing_policy
 from ._update import LearnerState, Rollout, minibatches
 
 __all__ = ["JAX_NATIVE_ENVS", "EngineError", "EngineState", "JitTrainer", "check_jax_native",
@@ -146,10 +150,14 @@ class EngineState(NamedTuple):
     episodes: Any         # [] finished episodes
     vector_steps: Any     # [] vector steps taken (env steps / num_envs: int32 lasts 2**31 of them)
     solved_at: Any        # [] vector step at which the mean of the last 100 reached the threshold, -1
+    # normalisation (training/_normalization.py; each () when the config does not normalise it)
+    obs_stats: Any = ()   # RunningStats of the observations, [*obs_shape]
+    ret_stats: Any = ()   # RunningStats of the discounted returns, []
+    ret_acc: Any = ()     # [num_envs] each env's running discounted return
 
 
 #: the EngineState fields with a per-env axis: sharded over the devices
-_ENV_FIELDS = ("env_state", "obs", "ep_return")
+_ENV_FIELDS = ("env_state", "obs", "ep_return", "ret_acc")
 
 
 class JitTrainer:
@@ -169,6 +177,14 @@ class JitTrainer:
             they share modules (a ``torso``), the shared parameters are averaged with
             :func:`~a2c_jax.utils.sync_shared_params` after every update step, unless the config
             has ``shared_backbone`` (then :class:`~a2c_jax.ActorCritic` updates them as one).
+        sweep: a grid of traced hyperparameters (:class:`~a2c_jax.training._sweep.Sweep`): the
+            program trains ``len(sweep) * num_seeds`` runs, run ``r`` with configuration
+            ``r // num_seeds`` of the grid (its values replace the config's) and seed
+            ``seed + r % num_seeds``. The swept hyperparameters are traced, so each run has its
+            own; the others stay constants of the program.
+
+    ``num_runs`` is the number of runs in the program (``num_seeds`` without a sweep); the
+    per-run arrays (state, :meth:`curves`) have that leading axis.
 
     Use :meth:`run` (it compiles on first use; :meth:`compile` does it ahead); results are in
     :meth:`summary` and :meth:`curves`, run ``k``'s trained policy is :meth:`policy(k) <policy>`.
@@ -178,24 +194,38 @@ class JitTrainer:
 
     def __init__(self, env_id: str, config: TrainConfig, seed: int = 0, num_seeds: int = 1,
                  devices: list[jax.Device] | None = None, env_params: Any = None, *,
-                 func_pi: Callable | None = None, func_v: Callable | None = None) -> None:
+                 func_pi: Callable | None = None, func_v: Callable | None = None,
+                 sweep: Sweep | None = None) -> None:
         if num_seeds < 1:
             raise EngineError(f"num_seeds must be >= 1, got {num_seeds}")
+        if sweep is not None:
+            sweep.check(config)
         self.env_id, self.seed, self.num_seeds = env_id, seed, num_seeds
+        #: the grid of a sweep (``None``: every run has the config's hyperparameters)
+        self.sweep = sweep
+        #: runs in the program: ``len(sweep) * num_seeds``, or ``num_seeds``
+        self.num_runs = num_seeds * (len(sweep) if sweep is not None else 1)
         self._config = config
         self.env, default_params = make_jax_env(env_id)
         self._env_params = default_params if env_params is None else env_params
         probe = gymnasium.make(env_id)
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         try:
-            self.pi, self.v, self.td, self.pg, self.ac, self.learner = build_learner(
-                probe, config, seed, func_pi, func_v)
+            if sweep is None:
+                self.pi, self.v, self.td, self.pg, self.ac, self.learner = build_learner(
+                    probe, config, seed, func_pi, func_v)
+            else:
+                self.pi, self.v, self.td, self.pg, self.ac, self.learner = build_traced_learner(
+                    probe, config, seed, sweep.keys, func_pi, func_v)
         finally:
             probe.close()
         #: whether shared Haiku modules of pi and v (a torso) are averaged after every update step
         #: (True when they share modules and ActorCritic does not update them as one)
         self.shares_modules = self.learner.sync_shared
         self._check_spaces()
+        #: the runs' observation and reward normalisation (``normalize_obs``/``normalize_reward``)
+        self.normalizer = Normalizer(config, self.pi.observation_space)
+        self._func_pi = func_pi
         self.devices = list(devices) if devices is not None else jax.devices()
         if config.num_envs % len(self.devices):
             raise EngineError(f"num_envs ({config.num_envs}) must be a multiple of the number of "
@@ -212,8 +242,17 @@ class JitTrainer:
 
     @property
     def config(self) -> TrainConfig:
-        """The run's configuration (read-only: the compiled program is built from it)."""
+        """The run's configuration (read-only: the compiled program is built from it); with a
+        sweep, the values of the swept keys are each run's (:meth:`run_config`)."""
         return self._config
+
+    def run_seed(self, run: int) -> int:
+        """The seed of run ``run``: ``seed + run % num_seeds``."""
+        return self.seed + run % self.num_seeds
+
+    def run_config(self, run: int) -> dict[str, float]:
+        """The swept keys' values of run ``run`` (``{}`` without a sweep)."""
+        return {} if self.sweep is None else self.sweep.configs[run // self.num_seeds]
 
     @property
     def env_params(self) -> Any:
@@ -247,16 +286,18 @@ class JitTrainer:
             jax.random.split(reset_key, c.num_envs), self.env_params)
         learner = self.learner.init(pi_params, pi_state, v_params, v_state)
         pi_opt, v_opt = learner.pi_opt, learner.v_opt
+        norm = self.normalizer.init(c.num_envs)
         return EngineState(
             pi_params=pi_params, pi_state=pi_state, pi_opt=pi_opt,
             v_params=v_params, v_state=v_state, v_opt=v_opt,
             env_state=env_state, obs=obs, key=key,
             ep_return=jnp.zeros(c.num_envs, jnp.float32), ring=jnp.zeros(_RING, jnp.float32),
             episodes=jnp.zeros((), jnp.int32), vector_steps=jnp.zeros((), jnp.int32),
-            solved_at=jnp.full((), -1, jnp.int32))
+            solved_at=jnp.full((), -1, jnp.int32),
+            obs_stats=norm.obs, ret_stats=norm.ret, ret_acc=norm.ret_acc)
 
     def _init_state(self) -> EngineState:
-        seeds = [self.seed + k for k in range(self.num_seeds)]
+        seeds = [self.run_seed(r) for r in range(self.num_runs)]
         init_keys = np.stack([np.asarray(raw_key(s, 0)) for s in seeds])
         keys = np.stack([np.asarray(raw_key(s, _KEY_STREAM)) for s in seeds])
         # JAX's default compiler options, as BaseFunc's constructor: the same float rounding, so
@@ -273,8 +314,8 @@ class JitTrainer:
         replicated = NamedSharding(mesh, PartitionSpec())
         by_env = NamedSharding(mesh, PartitionSpec(None, "envs"))  # [runs, envs, ...]
         shapes = jax.eval_shape(jax.vmap(self._init_one), (
-            jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32),
-            jax.ShapeDtypeStruct((self.num_seeds, 2), jnp.uint32)))
+            jax.ShapeDtypeStruct((self.num_runs, 2), jnp.uint32),
+            jax.ShapeDtypeStruct((self.num_runs, 2), jnp.uint32)))
         fields = {name: jax.tree.map(lambda _: by_env if name in _ENV_FIELDS else replicated,
                                      getattr(shapes, name))
                   for name in EngineState._fields}
@@ -287,7 +328,9 @@ class JitTrainer:
         """One vector step of every env: act, step, count; returns the transition."""
         c = self.config
         key, k_pi, k_env = jax.random.split(st.key, 3)
-        A, logP = self.pi.sample_fn(st.pi_params, st.pi_state, k_pi, st.obs)
+        # normalised with the statistics of the rollout's start (the raw ones go in the rollout)
+        S = self.normalizer.observations(st.obs_stats, st.obs)
+        A, logP = self.pi.sample_fn(st.pi_params, st.pi_state, k_pi, S)
         obs, env_state, r, term, trunc, info = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, c.num_envs), st.env_state, A, self.env_params)
         r = jnp.reshape(r, (c.num_envs,)).astype(jnp.float32)
@@ -319,28 +362,40 @@ class JitTrainer:
                                st.v_opt)
         rollout = Rollout(S=S, A=A, logP=logP, R=R, terminated=terminated, truncated=truncated,
                           final_S=final_S, S_next=st.obs)
+        norm, rollout = self.normalizer.rollout(NormState(st.obs_stats, st.ret_stats, st.ret_acc),
+                                                rollout)
         learner, metrics = self.learner.update(learner, rollout, hparams, k_upd)
-        st = st._replace(key=key, **learner._asdict())
+        st = st._replace(key=key, obs_stats=norm.obs, ret_stats=norm.ret, ret_acc=norm.ret_acc,
+                         **learner._asdict())
         metrics["mean100"] = ring_mean(st.ring, st.episodes)
         metrics["episodes"] = st.episodes
         return st, metrics
 
     def _chunk(self, st: EngineState, hparams: dict[str, Any],
                length: int) -> tuple[EngineState, dict[str, chex.Array]]:
-        def one_run(st: EngineState) -> tuple[EngineState, dict[str, chex.Array]]:
+        def one_run(st: EngineState, hparams: dict[str, Any],
+                    ) -> tuple[EngineState, dict[str, chex.Array]]:
             return jax.lax.scan(functools.partial(self._update, hparams), st, None, length=length)
 
-        if self.num_seeds == 1:  # no vmap over a single run: XLA:CPU runs the plain scan faster
-            out = one_run(jax.tree.map(lambda x: x[0], st))
+        if self.sweep is not None:  # each run its own hyperparameters: [runs] leaves
+            return jax.vmap(one_run)(st, hparams)
+        if self.num_runs == 1:  # no vmap over a single run: XLA:CPU runs the plain scan faster
+            out = one_run(jax.tree.map(lambda x: x[0], st), hparams)
             return jax.tree.map(lambda x: x[None], out)
-        return jax.vmap(one_run)(st)
+        return jax.vmap(one_run, in_axes=(0, None))(st, hparams)
 
     # ---- the host side ------------------------------------------------------------------------
 
     def _hparams(self) -> dict[str, Any]:
         """The updaters' hyperparameters now, as device arrays (traced: changing one does not
-        recompile)."""
-        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), self.learner.hyperparams())
+        recompile). With a sweep every leaf has a leading run axis ``[num_runs]``, and the swept
+        keys (``hparams["config"]``) hold each run's values."""
+        hparams = self.learner.hyperparams()
+        if self.sweep is None:
+            return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
+        runs = jax.tree.map(lambda x: np.full(self.num_runs, x, np.float32), hparams)
+        runs["config"] = self.sweep.run_values(self.num_seeds)
+        return jax.tree.map(jnp.asarray, runs)
 
     def _compiled_chunk(self, length: int) -> jax.stages.Compiled:
         if length not in self._compiled:
@@ -379,7 +434,7 @@ class JitTrainer:
             chunks: how many compiled calls the remaining steps are split into (equal ones:
                 one compilation; the run may overshoot by up to one chunk).
             on_report: ``on_report(trainer, metrics)`` after each chunk, ``metrics`` a dict of
-                numpy arrays ``[num_seeds, updates in the chunk]`` (as the loop engine reports).
+                numpy arrays ``[num_runs, updates in the chunk]`` (as the loop engine reports).
         """
         from tqdm import tqdm
 
@@ -393,15 +448,15 @@ class JitTrainer:
                               "the device-side counters hold at most 2**31 - 1 (use more envs)")
         if per_chunk not in self._compiled:
             if progress:
-                print(f"compiling {per_chunk} updates x {self.num_seeds} run(s) into one program...",
+                print(f"compiling {per_chunk} updates x {self.num_runs} run(s) into one program...",
                       end=" ", file=sys.stderr, flush=True)
             seconds = self.compile(per_chunk)
             if progress:
                 print(f"{seconds:.1f} s", file=sys.stderr, flush=True)
         fn = self._compiled[per_chunk]
-        bar = tqdm(total=n_chunks * per_chunk * self.steps_per_update * self.num_seeds,
+        bar = tqdm(total=n_chunks * per_chunk * self.steps_per_update * self.num_runs,
                    unit="step", unit_scale=True, disable=not progress, mininterval=0.5,
-                   desc=f"{self.env_id} {self.config.algo} jit x{self.num_seeds}")
+                   desc=f"{self.env_id} {self.config.algo} jit x{self.num_runs}")
         try:
             for _ in range(n_chunks):
                 t0 = time.perf_counter()
@@ -413,7 +468,7 @@ class JitTrainer:
                     self._count_chunk(jax.tree.map(_fetch, metrics), per_chunk, t0)
                     raise
                 self._count_chunk(metrics, per_chunk, t0)
-                bar.update(per_chunk * self.steps_per_update * self.num_seeds)
+                bar.update(per_chunk * self.steps_per_update * self.num_runs)
                 bar.set_postfix(mean100=f"{np.mean(metrics['mean100'][:, -1]):.1f}", refresh=False)
                 if on_report is not None:
                     on_report(self, metrics)
@@ -430,7 +485,7 @@ class JitTrainer:
     # ---- results ------------------------------------------------------------------------------
 
     def curves(self) -> dict[str, np.ndarray]:
-        """Per-update metrics, each ``[num_seeds, updates]``."""
+        """Per-update metrics, each ``[num_runs, updates]``."""
         return {k: np.concatenate(v, axis=1) for k, v in self.history.items()}
 
     def params(self, run: int = 0) -> tuple[Any, Any]:
@@ -438,13 +493,21 @@ class JitTrainer:
         return self._take(run, (self.state.pi_params, self.state.v_params))
 
     def _take(self, run: int, tree: Any) -> Any:
-        if not 0 <= run < self.num_seeds:
-            raise IndexError(f"run {run} out of range: {self.num_seeds} run(s)")
+        if not 0 <= run < self.num_runs:
+            raise IndexError(f"run {run} out of range: {self.num_runs} run(s)")
         return jax.tree.map(lambda x: np.asarray(_fetch(x))[run], tree)
 
     def policy(self, run: int = 0) -> Policy:
-        """A new :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state."""
+        """A new :class:`~a2c_jax.Policy` holding run ``run``'s trained parameters and state.
+
+        With ``normalize_obs`` it takes raw observations: run ``run``'s observation statistics
+        as they are now are applied first, frozen (its ``observation_preprocessor``), as in
+        evaluation (``a2c-jax eval``) and export."""
         params, state = self._take(run, (self.state.pi_params, self.state.pi_state))
+        if self.normalizer.obs_on:
+            return normalizing_policy(self.pi, self.normalizer,
+                                      self._take(run, self.state.obs_stats), self.config,
+                                      self.run_seed(run), self._func_pi, (params, state))
         # BaseFunc.copy is annotated with the base class; it returns the same class, a Policy
         pi = cast(Policy, self.pi.copy())
         pi.params, pi.function_state = jax.device_put(params), jax.device_put(state)
@@ -459,7 +522,7 @@ class JitTrainer:
             episodes = [int(e) for e in curves["episodes"][:, -1]]
             last = [float(m) if e > 0 else None for m, e in zip(curves["mean100"][:, -1], episodes)]
         else:
-            episodes, last = [0] * self.num_seeds, [None] * self.num_seeds
+            episodes, last = [0] * self.num_runs, [None] * self.num_runs
         return run_summary(self, solved_at=solved_at, final_mean=last, episodes=episodes,
                            devices=[str(d) for d in self.devices])
 
@@ -477,6 +540,9 @@ class JitTrainer:
             "env_steps": self.env_steps, "updates": self.updates, "compile_s": self.compile_s,
             "train_seconds": self.train_seconds,
             "history": {k: np.concatenate(v, axis=1) for k, v in self.history.items()},
+            # a sweep's grid (absent without one): the rebuilt program needs it, and --resume
+            # compares it with the one given
+            **({"sweep": self.sweep.to_data()} if self.sweep is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -502,7 +568,8 @@ class JitTrainer:
         st = load_checkpoint(path)
         if st.get("engine") != "jit":
             raise CheckpointError(f"{path} was written by the loop engine, not --engine jit")
-        _check_jit_entries(st, path)
+        sweep = _saved_sweep(st, path)
+        _check_jit_entries(st, path, len(sweep) if sweep is not None else 1)
         _, default_params = make_jax_env(st["env_id"])
         try:
             env_params = tree_from_state_dict(default_params, st["env_params"],
@@ -512,7 +579,7 @@ class JitTrainer:
         try:
             trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
                           st["num_seeds"], devices=devices, env_params=env_params,
-                          func_pi=func_pi, func_v=func_v)
+                          func_pi=func_pi, func_v=func_v, sweep=sweep)
         except EngineError:
             raise
         except (TypeError, ValueError) as err:
@@ -532,20 +599,40 @@ class JitTrainer:
     def export(self, path: str | Path, run: int = 0) -> Path:
         """Writes run ``run``'s trained policy alone to the directory ``path``, in the
         checkpoints' safe format: parameters, function state, the network's description, the
-        spaces and the env id. :func:`a2c_jax.load_policy` reads it without this run's objects."""
+        spaces and the env id; with ``normalize_obs``, the run's observation statistics (the
+        loaded policy applies them). :func:`a2c_jax.load_policy` reads it without this run's
+        objects."""
         from .._export import export_policy
 
-        return export_policy(path, self.policy(run), env_id=self.env_id, engine=self.engine,
-                             config=self.config, seed=self.seed + run, env_steps=self.env_steps)
+        params, state = self._take(run, (self.state.pi_params, self.state.pi_state))
+        pi = cast(Policy, self.pi.copy())   # the network as trained, on normalised observations
+        pi.params, pi.function_state = jax.device_put(params), jax.device_put(state)
+        stats = (stats_to_json(self._take(run, self.state.obs_stats), self.normalizer.clip_obs)
+                 if self.normalizer.obs_on else None)
+        return export_policy(path, pi, env_id=self.env_id, engine=self.engine,
+                             config=self.config.replace(**self.run_config(run)),
+                             seed=self.run_seed(run), env_steps=self.env_steps,
+                             obs_normalization=stats)
 
     def plot(self, path: str | Path) -> None:
         """The learning curves as a PNG (:func:`~a2c_jax.training.plot_learning_curve`)."""
         plot_learning_curve(self, Path(path))
 
 
-def _check_jit_entries(st: Mapping[str, Any], path: str | Path) -> None:
+def _saved_sweep(st: Mapping[str, Any], path: str | Path) -> Sweep | None:
+    """The grid of a sweep's checkpoint (``None`` for other runs), or :class:`CheckpointError`."""
+    data = st.get("sweep")
+    if data is None:
+        return None
+    try:
+        return Sweep.from_data(data)
+    except SweepError as err:
+        raise CheckpointError(f"{path} is damaged: its 'sweep' entry is not a grid ({err})") from None
+
+
+def _check_jit_entries(st: Mapping[str, Any], path: str | Path, configs: int = 1) -> None:
     """Raises :class:`CheckpointError` naming the first entry of a jit checkpoint that is missing
-    or not of its kind."""
+    or not of its kind (``configs``: the configurations of a sweep's grid)."""
     def count(x: Any) -> bool:
         return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
@@ -563,8 +650,8 @@ def _check_jit_entries(st: Mapping[str, Any], path: str | Path) -> None:
         "compile_s": (lambda x: x is None or number(x), "a number or null"),
         "train_seconds": (number, "a number"),
         "history": (lambda x: isinstance(x, dict) and all(
-            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == st["num_seeds"]
-            for v in x.values()), "a dict of [num_seeds, n] arrays"),
+            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == st["num_seeds"] * configs
+            for v in x.values()), "a dict of [runs, n] arrays"),
     }
     for name, (ok, expected) in checks.items():
         if not ok(st[name]):  # a missing entry raises CheckpointError naming it

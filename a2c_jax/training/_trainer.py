@@ -50,6 +50,7 @@ from ..utils._trees import tree_from_state_dict, tree_to_state_dict
 from ..value_losses import mse
 from ._distributed import local_env_slice
 from ._driver import eval_seed, plot_learning_curve, run_summary
+from ._normalization import Normalizer, NormState, stats_to_json
 from ._presets import TrainConfig
 from ._update import Learner, LearnerState, Rollout
 
@@ -59,15 +60,18 @@ MAX_SEED = 2**32 - 1
 _KEY_STREAM = 7      # raw_key stream of the engines' own update keys (0, 1: init and sampling)
 
 
-def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False) -> gymnasium.vector.VectorEnv:
-    """``num_envs`` copies of ``env_id`` with gymnasium's same-step autoreset.
+def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False,
+                    env_kwargs: Mapping[str, Any] | None = None) -> gymnasium.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``; a
+    ``module:id`` is made in each asynchronous worker too) with gymnasium's same-step autoreset.
 
     Same-step autoreset returns the first observation of the next episode at once and puts the
     final observation in ``info["final_obs"]``, which the trainer bootstraps truncations from.
     """
     # the passive env checker only inspects the first steps; without it every step is one call
     # shorter
-    fns = [functools.partial(gymnasium.make, env_id, disable_env_checker=True)
+    fns = [functools.partial(gymnasium.make, env_id, disable_env_checker=True,
+                             **dict(env_kwargs or {}))
            for _ in range(num_envs)]
     mode = gymnasium.vector.AutoresetMode.SAME_STEP
     if asynchronous:  # spawned workers: forking a process that runs JAX's threads can deadlock
@@ -108,12 +112,14 @@ def check_spaces(env: gymnasium.Env, env_id: str | None = None) -> None:
                 f"(observations: {_names(OBSERVATION_SPACES)}; actions: {_names(ACTION_SPACES)})")
 
 
-def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple[Policy, V]:
+def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int, *,
+                    observation_preprocessor: Callable | None = None) -> tuple[Policy, V]:
     """Separate actor and critic MLPs (SB3's default layout) as a Policy and a V.
 
     With ``config.shared_backbone`` the hidden layers are one torso that both use (modules
     ``torso_0``, ``torso_1``, ...; heads ``pi_out`` and ``v_out``). Both initialise from the same
-    key, so they start with the same torso.
+    key, so they start with the same torso. ``observation_preprocessor`` (default: the spaces'
+    own) is given to both; a run's normalising policy is built with one (:meth:`Trainer.policy`).
 
     Raises:
         TypeError: an observation or action space the MLPs do not support (see
@@ -141,7 +147,9 @@ def build_functions(env: gymnasium.Env, config: TrainConfig, seed: int) -> tuple
         logvar = hk.get_parameter("logvar", shape, init=jnp.zeros)
         return {"mu": mu, "logvar": jnp.broadcast_to(logvar, mu.shape)}
 
-    return Policy(func_pi, env, random_seed=seed), V(func_v, env, random_seed=seed)
+    pre = observation_preprocessor
+    return (Policy(func_pi, env, observation_preprocessor=pre, random_seed=seed),
+            V(func_v, env, observation_preprocessor=pre, random_seed=seed))
 
 
 def _optimizer(config: TrainConfig, lr: float) -> optax.GradientTransformation:
@@ -243,6 +251,14 @@ def _act(pi: Policy, first: int, params: hk.Params, function_state: hk.State,
     return jnp.concatenate([flat, logP[:, None].astype(jnp.float32)], axis=1), key
 
 
+def _act_normalized(pi: Policy, first: int, normalizer: Normalizer, params: hk.Params,
+                    function_state: hk.State, key: chex.PRNGKey, obs_stats: Any,
+                    S: chex.Array) -> tuple[chex.Array, chex.PRNGKey]:
+    """Pure: :func:`_act` on the raw observations ``S`` normalised with ``obs_stats`` (frozen
+    during the rollout; :meth:`Normalizer.observations`), in the same one compiled call."""
+    return _act(pi, first, params, function_state, key, normalizer.observations(obs_stats, S))
+
+
 def _learn(learner: Learner, names: list[str], state: LearnerState, rollout: Rollout,
            hparams: dict[str, Any], key: chex.PRNGKey,
            ) -> tuple[LearnerState, chex.Array, chex.PRNGKey]:
@@ -261,6 +277,17 @@ def _learn_gathering(learner: Learner, names: list[str], state: LearnerState, ro
     by env in and replicated out, the same program all-gathers every process's finished
     episodes (no second collective per rollout)."""
     return (*_learn(learner, names, state, rollout, hparams, key), episodes)
+
+
+def _learn_normalized(learner: Learner, normalizer: Normalizer, names: list[str],
+                      state: LearnerState, norm: NormState, rollout: Rollout,
+                      hparams: dict[str, Any], key: chex.PRNGKey, *episodes: chex.Array,
+                      ) -> tuple[Any, ...]:
+    """Pure: the raw ``rollout`` normalised and the statistics moved
+    (:meth:`Normalizer.rollout`), then :func:`_learn`; returns ``(state, metrics, key, norm)``,
+    and ``episodes`` passed through as :func:`_learn_gathering` does."""
+    norm, rollout = normalizer.rollout(norm, rollout)
+    return (*_learn(learner, names, state, rollout, hparams, key), norm, *episodes)
 
 
 def _episode_bits(ended: np.ndarray, returns: np.ndarray) -> np.ndarray:
@@ -337,7 +364,7 @@ class Trainer:
         #: the global indices of the envs this process steps
         self.env_slice = local_env_slice(config.num_envs, self.devices)
         self._set_up_mesh()
-        probe = gymnasium.make(env_id)
+        probe = gymnasium.make(env_id, **dict(config.env_kwargs))
         self.reward_threshold = probe.spec.reward_threshold if probe.spec else None
         try:
             self._pi, self._v, self.td, self.pg, self.ac, self.learner = build_learner(
@@ -346,6 +373,9 @@ class Trainer:
             probe.close()
         self.state = self.learner.init(self._pi.params, self._pi.function_state,
                                        self._v.params, self._v.function_state)
+        self._func_pi = func_pi
+        #: the run's observation and reward normalisation (``normalize_obs``/``normalize_reward``)
+        self.normalizer = Normalizer(config, self._pi.observation_space)
         # every process holds the same two key streams: acting (one step key per vector step,
         # folded with each env's global index) and updating (replicated over the mesh)
         self._act_key, self._key = raw_key(seed, 1), raw_key(seed, _KEY_STREAM)
@@ -353,14 +383,18 @@ class Trainer:
             self._key = self._replicate(self._key)
         first = self.env_slice.start
         self._act = jax.jit(functools.partial(_act, self._pi, first))
+        # with normalize_obs: the same one call per vector step, normalising first
+        self._act_norm = jax.jit(functools.partial(_act_normalized, self._pi, first,
+                                                   self.normalizer))
         self._metric_names: list[str] = []
         self._learn = self._compile_learn()
         self._hparams_cache: tuple[Any, Any] = (None, None)
         K = self.env_slice.stop - first
-        self.envs = make_vector_env(env_id, K, asynchronous)
+        self.envs = make_vector_env(env_id, K, asynchronous, dict(config.env_kwargs))
         # sub-env j of this process is global env first + j, seeded with seed + first + j
         self.obs, _ = self.envs.reset(seed=seed + first)
         self.ep_return, self.ep_length = np.zeros(K), np.zeros(K, np.int64)
+        self.norm = self.normalizer.init(K)
         # with the envs over several processes: this rollout's ends of this process's episodes
         # (per vector step: which envs ended, their returns), merged with the others' at the update
         self._local_ends: list[tuple[np.ndarray, np.ndarray]] = []
@@ -414,10 +448,18 @@ class Trainer:
         key replicated and the rollout split by env, so the compiler all-reduces the gradients
         (and, over several processes, all-gathers the finished episodes)."""
         learn = functools.partial(_learn, self.learner, self._metric_names)
+        if self.normalizer.active:
+            learn = functools.partial(_learn_normalized, self.learner, self.normalizer,
+                                      self._metric_names)
         if self.mesh is None:
             return jax.jit(learn)
         rep, by_env_t = self._replicated, self._by_env_t
         rollout = Rollout._make([by_env_t] * 7 + [self._by_env])   # S_next: [E, ...]
+        if self.normalizer.active:
+            norm = self._norm_shardings()
+            gather = (by_env_t,) if self._gather else ()
+            return jax.jit(learn, in_shardings=(rep, norm, rollout, rep, rep, *gather),
+                           out_shardings=(rep, rep, rep, norm, *((rep,) if gather else ())))
         if not self._gather:
             return jax.jit(learn, in_shardings=(rep, rollout, rep, rep), out_shardings=rep)
         return jax.jit(functools.partial(_learn_gathering, self.learner, self._metric_names),
@@ -453,6 +495,47 @@ class Trainer:
             return tree
         return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
+    def _norm_shardings(self) -> NormState:
+        """With a mesh: the statistics replicated, each env's running return split by env."""
+        empty = self.normalizer.init(1)
+        rep = functools.partial(jax.tree.map, lambda _: self._replicated)
+        return NormState(obs=rep(empty.obs), ret=rep(empty.ret),
+                         ret_acc=self._by_env if self.normalizer.reward_on else ())
+
+    @property
+    def norm(self) -> NormState:
+        """The normalisation statistics (:class:`~a2c_jax.training._normalization.NormState`):
+        updated by every rollout's update, empty (``()``) for what the config switches off. With
+        a mesh, global arrays: the statistics replicated, ``ret_acc`` split by env (set here:
+        this process's envs' part, ``[K]``)."""
+        return self._norm
+
+    @norm.setter
+    def norm(self, value: NormState) -> None:
+        if self.mesh is not None:
+            E = self.config.num_envs
+            value = NormState(
+                obs=jax.tree.map(self._replicate, value.obs),
+                ret=jax.tree.map(self._replicate, value.ret),
+                ret_acc=(jax.make_array_from_process_local_data(
+                    self._by_env, np.asarray(value.ret_acc, np.float32), (E,))
+                    if self.normalizer.reward_on else ()))
+        else:  # on the run's device, as device arrays (numpy from a checkpoint is put there)
+            value = jax.device_put(value, self._device)
+        self._norm = value
+
+    def _norm_on_host(self) -> tuple[Any, Any, np.ndarray | None]:
+        """``(obs stats, return stats, this process's ret_acc [K])`` as numpy (or ``()``)."""
+        norm = self._norm
+        stats = jax.device_get(self._local((norm.obs, norm.ret)))
+        if not self.normalizer.reward_on:
+            return (*stats, None)
+        acc = norm.ret_acc
+        if self.mesh is not None:  # this process's envs, in order of their global index
+            shards = sorted(acc.addressable_shards, key=lambda sh: sh.index[0].start or 0)
+            return (*stats, np.concatenate([np.asarray(sh.data) for sh in shards]))
+        return (*stats, np.asarray(acc))
+
     # ---- the networks -------------------------------------------------------------------------
 
     @property
@@ -460,9 +543,10 @@ class Trainer:
         """The run's policy, given the run's current parameters each time it is read (the run's
         parameters live in :attr:`state`: setting ``trainer.pi.params`` does not change them, and
         a reference kept across :meth:`run` shows the old ones until ``trainer.pi`` is read again;
-        :meth:`policy` gives an independent copy). :attr:`td`, :attr:`pg` and :attr:`ac` are the
-        run's configuration; their own optimizer states are not the run's (those are in
-        :attr:`state`)."""
+        :meth:`policy` gives an independent copy; with ``normalize_obs`` this is the network itself,
+        which takes normalised observations, and :meth:`policy` the one that takes raw ones).
+        :attr:`td`, :attr:`pg` and :attr:`ac` are the run's configuration; their own optimizer
+        states are not the run's (those are in :attr:`state`)."""
         self._pi.params, self._pi.function_state = self._local((self.state.pi_params,
                                                                 self.state.pi_state))
         return self._pi
@@ -477,10 +561,18 @@ class Trainer:
     def policy(self, run: int = 0) -> Policy:
         """A new :class:`~a2c_jax.Policy` holding the run's current parameters, as
         :meth:`JitTrainer.policy <a2c_jax.training.JitTrainer.policy>` gives (the loop engine trains
-        one run; ``run`` must be 0). Unlike :attr:`pi`, it does not change as training goes on."""
+        one run; ``run`` must be 0). Unlike :attr:`pi`, it does not change as training goes on.
+
+        With ``normalize_obs`` it takes raw observations: the run's observation statistics as
+        they are now are applied first, frozen (its ``observation_preprocessor``), while
+        :attr:`pi` is the network the engine feeds normalised observations."""
         if run != 0:
             raise IndexError(f"run {run} out of range: the loop engine trains 1 run")
-        return cast(Policy, self.pi.copy())
+        if not self.normalizer.obs_on:
+            return cast(Policy, self.pi.copy())
+        pi = self.pi
+        return normalizing_policy(pi, self.normalizer, self._norm_on_host()[0], self.config,
+                                  self.seed, self._func_pi, (pi.params, pi.function_state))
 
     def params(self, run: int = 0) -> tuple[Any, Any]:
         """``(pi_params, v_params)`` on the host (``run`` must be 0)."""
@@ -504,9 +596,14 @@ class Trainer:
         params, fstate = ((self.state.pi_params, self.state.pi_state) if self.mesh is None
                           else self._act_params)
         self._local_ends = []
+        obs_stats = self._local(self._norm.obs) if self.normalizer.obs_on else None
         for t in range(T):
             S[t] = self.obs
-            packed, self._act_key = self._act(params, fstate, self._act_key, self.obs)
+            if obs_stats is None:
+                packed, self._act_key = self._act(params, fstate, self._act_key, self.obs)
+            else:  # the statistics stay as they are until the rollout's update
+                packed, self._act_key = self._act_norm(params, fstate, self._act_key, obs_stats,
+                                                       self.obs)
             packed = np.asarray(packed)
             a = packed[:, 0].astype(np.int64) if discrete else packed[:, :-1].reshape(A.shape[1:])
             obs, r, te, tr, info = self.envs.step(a)
@@ -571,7 +668,10 @@ class Trainer:
         :meth:`_fetch_metrics`. ``rollout`` holds this process's envs."""
         first = self.compile_s is None
         t0 = time.perf_counter()
-        if self.mesh is None:  # one device: numpy in, nothing else
+        if self.mesh is None and self.normalizer.active:
+            self._state, metrics, self._key, self._norm = self._learn(
+                self._state, self._norm, rollout, self._hparams(), self._key)
+        elif self.mesh is None:  # one device: numpy in, nothing else
             self._state, metrics, self._key = self._learn(self._state, rollout, self._hparams(),
                                                           self._key)
         else:
@@ -596,17 +696,21 @@ class Trainer:
         sharded = Rollout._make([by_env(x, self._by_env_t) for x in rollout[:7]]
                                 + [by_env(rollout.S_next, self._by_env)])
         key = self._replicate(self._key)   # a no-op unless a key was set from outside
+        norm = (self._norm,) if self.normalizer.active else ()
         if not self._gather:
-            state, metrics, self._key = self._learn(self._state, sharded, self._hparams(), key)
+            state, metrics, self._key, *norm = self._learn(self._state, *norm, sharded,
+                                                           self._hparams(), key)
         else:
             K = rollout.R.shape[1]
             ends = self._local_ends if len(self._local_ends) == T else [
                 (np.zeros(K, bool), np.zeros(K))] * T    # a rollout not collected by _rollout
             self._local_ends = []
             local = _episode_bits(np.stack([e for e, _ in ends]), np.stack([r for _, r in ends]))
-            state, metrics, self._key, bits = self._learn(
-                self._state, sharded, self._hparams(), key, by_env(local, self._by_env_t))
+            state, metrics, self._key, *norm, bits = self._learn(
+                self._state, *norm, sharded, self._hparams(), key, by_env(local, self._by_env_t))
             self._merge_episodes(np.asarray(bits.addressable_data(0)))
+        if norm:
+            self._norm = norm[0]
         self._set_state(state)
         return metrics.addressable_data(0)
 
@@ -683,8 +787,10 @@ class Trainer:
             bar.close()
 
     def evaluate(self, episodes: int | None = None) -> float:
-        """Mean return of the greedy policy (``pi.mode``) over fresh episodes."""
-        return evaluate_greedy(self.pi, self.env_id, episodes or self.config.eval_episodes,
+        """Mean return of the greedy policy (``pi.mode``) over fresh episodes (with
+        ``normalize_obs``: the observations normalised with the run's statistics, frozen;
+        :meth:`policy`)."""
+        return evaluate_greedy(self.policy(0), self.env_id, episodes or self.config.eval_episodes,
                                first_seed=eval_seed(self.seed))
 
     def curves(self) -> dict[str, np.ndarray]:
@@ -712,7 +818,10 @@ class Trainer:
         The learner state comes as nested dicts (:func:`~a2c_jax.utils._trees.tree_to_state_dict`);
         ``"envs"`` is this process's part, as JSON: its envs as a plain-data snapshot
         (:func:`~a2c_jax.utils._env_state.snapshot_vector_env`, or ``None`` and the
-        ``reset_reason``), its observations and its running episodes' returns and lengths.
+        ``reset_reason``), its observations and its running episodes' returns and lengths (with
+        ``normalize_reward``, also its envs' running discounted returns, ``ret_acc``).
+        ``"normalization"`` holds the observation and return statistics (``{}`` when the config
+        normalises nothing).
         """
         self._fetch_metrics()
         snapshot: dict[str, Any] | None = None
@@ -724,6 +833,9 @@ class Trainer:
                  "obs": to_json(np.asarray(self.obs), None, "obs"),
                  "ep_return": to_json(self.ep_return, None, "ep_return"),
                  "ep_length": to_json(self.ep_length, None, "ep_length")}
+        obs_stats, ret_stats, ret_acc = self._norm_on_host()
+        if ret_acc is not None:
+            local["ret_acc"] = to_json(ret_acc, None, "ret_acc")
         return {
             "engine": "loop", "env_id": self.env_id, "seed": self.seed,
             "config": dataclasses.asdict(self.config),
@@ -735,6 +847,7 @@ class Trainer:
             "solved_at_step": self.solved_at_step, "train_seconds": self.train_seconds,
             "compile_s": self.compile_s,
             "history": {k: np.concatenate(v, axis=1) for k, v in self.history.items()},
+            "normalization": tree_to_state_dict({"obs": obs_stats, "ret": ret_stats}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -778,9 +891,9 @@ class Trainer:
         if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                 or not 0 <= seed <= MAX_SEED):
             raise CheckpointError(f"{path} has an invalid seed {seed!r}")
-        if not isinstance(st["env_id"], str) or st["env_id"] not in gymnasium.registry:
-            raise CheckpointError(f"{path} is a run on {st['env_id']!r}, an env gymnasium does "
-                                  "not know here")
+        if not isinstance(st["env_id"], str):
+            raise CheckpointError(f"{path} has an invalid env id {st['env_id']!r}")
+        _check_known_env(st["env_id"], path)
         counters = _check_counters(st, path)
         try:
             trainer = cls(st["env_id"], TrainConfig(**_tuples(st["config"])), st["seed"],
@@ -812,10 +925,13 @@ class Trainer:
                 trainer.obs, _ = trainer.envs.reset(seed=reset)
                 # new episodes: the partial ones' returns must not carry over into them
                 ep_return, ep_length = np.zeros_like(trainer.ep_return), np.zeros_like(trainer.ep_length)
+                local["ret_acc"] = np.zeros(len(ep_return), np.float32)   # SB3 resets it too
+            norm = _load_norm(trainer, st, local, path)
         except (TypeError, ValueError) as err:  # CheckpointError is a ValueError
             trainer.close()
             raise CheckpointError(str(err)) from None
         trainer.state, trainer._act_key, trainer._key = state, act_key, key
+        trainer.norm = norm
         trainer.ep_return, trainer.ep_length = ep_return, ep_length
         trainer.returns, trainer.ends = counters["returns"], counters["ends"]
         trainer.recent.extend(counters["recent"])
@@ -829,11 +945,16 @@ class Trainer:
     def export(self, path: str | Path) -> Path:
         """Writes the trained policy alone to the directory ``path``, in the checkpoints' safe
         format: parameters, function state, the network's description, the spaces and the env
-        id. :func:`a2c_jax.load_policy` reads it without this run's objects."""
+        id; with ``normalize_obs``, the observation statistics (the loaded policy applies them).
+        :func:`a2c_jax.load_policy` reads it without this run's objects."""
         from .._export import export_policy
 
-        return export_policy(path, self.policy(0), env_id=self.env_id, engine=self.engine,
-                             config=self.config, seed=self.seed, env_steps=self.env_steps)
+        obs_stats = self._norm_on_host()[0] if self.normalizer.obs_on else None
+        return export_policy(path, cast(Policy, self.pi.copy()), env_id=self.env_id,
+                             engine=self.engine, config=self.config, seed=self.seed,
+                             env_steps=self.env_steps, obs_normalization=(
+                                 None if obs_stats is None
+                                 else stats_to_json(obs_stats, self.normalizer.clip_obs)))
 
     def close(self) -> None:
         self.envs.close()
@@ -930,5 +1051,61 @@ def _weighted_mse(weight: float, y_true: chex.Array, y_pred: chex.Array,
     return weight * mse(y_true, y_pred, w)
 
 
+def _check_known_env(env_id: str, path: str | Path) -> None:
+    """Raises :class:`CheckpointError` unless gymnasium can make the saved ``env_id`` here: a
+    registered id, or ``module:id`` whose module is already imported (never imported because a
+    checkpoint names it)."""
+    from ._config import check_env_id
+
+    try:
+        check_env_id(env_id, may_import=False)
+    except ValueError as err:
+        raise CheckpointError(f"{path} is a run on {env_id!r}, which cannot be made here: "
+                              f"{err}") from None
+
+
 def _tuples(config: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def normalizing_policy(pi: Policy, normalizer: Normalizer, obs_stats: Any, config: TrainConfig,
+                       seed: int, func_pi: Callable | None, params: tuple[Any, Any]) -> Policy:
+    """A new :class:`~a2c_jax.Policy` of ``pi``'s network (the preset MLP, or ``func_pi``) holding
+    ``params = (params, function_state)``, whose ``observation_preprocessor`` normalises raw
+    observations with ``obs_stats``, frozen (:meth:`Normalizer.preprocessor`): what evaluation
+    and export use when a run normalises its observations (both engines)."""
+    from types import SimpleNamespace
+
+    spaces: Any = SimpleNamespace(observation_space=pi.observation_space,   # what Policy reads
+                                  action_space=pi.action_space, spec=None)
+    pre = normalizer.preprocessor(obs_stats)
+    if func_pi is None:
+        out, _ = build_functions(spaces, config, seed, observation_preprocessor=pre)
+    else:
+        out = Policy(func_pi, spaces, observation_preprocessor=pre, random_seed=seed)
+    out.params, out.function_state = jax.device_put(jax.device_get(params))
+    return out
+
+
+def _load_norm(trainer: Trainer, st: Mapping[str, Any], local: Mapping[str, Any],
+               path: str | Path) -> NormState:
+    """The normalisation state of a loaded checkpoint, in the rebuilt run's structures (a
+    checkpoint from before normalisation existed has none: fine while the config uses none)."""
+    normalizer = trainer.normalizer
+    fresh = normalizer.init(len(trainer.ep_return))
+    if not normalizer.active:
+        return fresh
+    if "normalization" not in st:
+        raise CheckpointError(f"{path} is incomplete: its config normalises, and it has no "
+                              "'normalization' entry")
+    like = jax.device_get({"obs": fresh.obs, "ret": fresh.ret})
+    stats = tree_from_state_dict(like, st["normalization"], f"{path}: normalization")
+    ret_acc: Any = ()
+    if normalizer.reward_on:
+        value = local.get("ret_acc")
+        value = from_json(value, None, f"{path}: envs") if not isinstance(value, np.ndarray) else value
+        if (not isinstance(value, np.ndarray) or value.shape != fresh.ret_acc.shape
+                or value.dtype != np.float32):
+            raise CheckpointError(f"{path}: envs: its 'ret_acc' is not float32[{len(trainer.ep_return)}]")
+        ret_acc = value
+    return NormState(obs=stats["obs"], ret=stats["ret"], ret_acc=ret_acc)

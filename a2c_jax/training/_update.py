@@ -14,17 +14,23 @@ The hyperparameters of the updaters (PPO's ``epsilon``, a regularizer's ``beta``
 ``vf_coef``) travel as the traced argument ``hparams`` (:meth:`Learner.hyperparams` reads them
 from the updaters), so changing them never recompiles; the config's fields (``gamma``,
 ``gae_lambda``, sizes, and ``vf_coef`` when it weighs SimpleTD's own loss) are constants of the
-compiled program.
+compiled program, except those named in ``Learner(traced=...)`` (one of :data:`TRACEABLE`): these
+travel in ``hparams["config"]`` too, so one program can run each of a batch of runs with its own
+values (``a2c-jax train --engine jit --sweep``; :mod:`a2c_jax.training._sweep` builds the
+updaters such a learner needs). With ``traced=()`` (every run but a sweep) nothing changes: the
+program is the one with constants.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 from .._actor_critic import ActorCritic
 from .._core import Policy, V
@@ -33,6 +39,22 @@ from ..reward_tracing import TransitionBatch, compute_gae
 from ..td_learning import SimpleTD
 from ..utils._sync import sync_shared_params
 from ._presets import TrainConfig
+
+#: the config fields a :class:`Learner` can take as traced values (``hparams["config"]``) instead
+#: of constants, and where each acts: the optimizers' injected hyperparameters
+#: (``optax.inject_hyperparams``), the updaters' own traced hyperparameters, or GAE
+TRACEABLE: dict[str, str] = {
+    "learning_rate": "both optimizers' step size",
+    "max_grad_norm": "both optimizers' gradient clipping",
+    "ent_coef": "the entropy regularizer's beta",
+    "vf_coef": "the value loss's weight",
+    "clip_epsilon": "PPO's clipping epsilon",
+    "gamma": "the discount in GAE",
+    "gae_lambda": "GAE's lambda",
+    "reward_scale": "the factor on the rewards before GAE",
+}
+#: the traced fields that live in the optimizers' states
+_INJECTED = ("learning_rate", "max_grad_norm")
 
 
 class LearnerState(NamedTuple):
@@ -87,14 +109,46 @@ class Learner:
             and trained as one (``config.shared_backbone``), else ``None``.
         sync_shared: average the modules that ``pi`` and ``v`` share after every step (the coax
             recipe's :func:`~a2c_jax.utils.sync_shared_params`); only without ``ac``.
+        traced: config fields (keys of :data:`TRACEABLE`) read from ``hparams["config"]`` instead
+            of ``config``. The updaters must be built for it: the optimizers with
+            ``optax.inject_hyperparams`` for ``learning_rate``/``max_grad_norm``, a regularizer
+            for ``ent_coef``, a ``vf_coef`` hyperparameter in ``td`` (or ``ac``) for ``vf_coef``,
+            PPO for ``clip_epsilon`` (:func:`a2c_jax.training._sweep.build_traced_learner`).
+
+    Raises:
+        ValueError: a ``traced`` field that is not traceable or that the updaters cannot take.
     """
 
     def __init__(self, pi: Policy, v: V, td: SimpleTD, pg: VanillaPG | PPOClip,
                  config: TrainConfig, ac: ActorCritic | None = None, *,
-                 sync_shared: bool = False) -> None:
+                 sync_shared: bool = False, traced: Sequence[str] = ()) -> None:
         self.pi, self.v, self.td, self.pg, self.ac = pi, v, td, pg, ac
         self.config = config
         self.sync_shared = sync_shared and ac is None
+        #: the config fields that travel traced in ``hparams["config"]`` (empty: all constants)
+        self.traced = tuple(traced)
+        self._check_traced()
+
+    def _check_traced(self) -> None:
+        """Raises ``ValueError`` for a traced field the updaters were not built to take."""
+        policy = self.hyperparams().get("ac", {}).get("policy") or self.pg.hyperparams
+        needs = {"ent_coef": ("beta" in policy["regularizer"], "an entropy regularizer"),
+                 "clip_epsilon": ("epsilon" in policy["objective"], "PPO's objective"),
+                 "vf_coef": ("vf_coef" in (self.td if self.ac is None else self.ac).hyperparams,
+                             "a vf_coef hyperparameter in the critic's updater")}
+        for name in self.traced:
+            if name not in TRACEABLE:
+                raise ValueError(f"{name} cannot be traced; these can: {', '.join(TRACEABLE)}")
+            if name in needs and not needs[name][0]:
+                raise ValueError(f"a traced {name} needs {needs[name][1]}")
+            if name in _INJECTED:
+                pairs = ([(self.ac, self.ac.params)] if self.ac is not None
+                         else [(self.td, self.v.params), (self.pg, self.pi.params)])
+                for updater, params in pairs:
+                    opt = jax.eval_shape(updater.init_optimizer_state, params)
+                    if not any(name in n.hyperparams for n in _inject_nodes(opt)):
+                        raise ValueError(f"a traced {name} needs optimizers built with "
+                                         f"optax.inject_hyperparams({name}=...)")
 
     # ---- state and hyperparameters --------------------------------------------------------------
 
@@ -108,17 +162,43 @@ class Learner:
         return LearnerState(pi_params, pi_state, pi_opt, v_params, v_state, v_opt)
 
     def hyperparams(self) -> dict[str, Any]:
-        """The updaters' traced hyperparameters as they are now (a pytree of scalars)."""
+        """The updaters' traced hyperparameters as they are now (a pytree of scalars), and the
+        :attr:`traced` config fields under ``"config"`` (these win over the updaters' own)."""
+        out: dict[str, Any] = ({"ac": self.ac.hyperparams} if self.ac is not None
+                               else {"td": self.td.hyperparams, "pg": self.pg.hyperparams})
+        if self.traced:
+            out["config"] = {name: getattr(self.config, name) for name in self.traced}
+        return out
+
+    def _placed(self, hparams: dict[str, Any]) -> dict[str, Any]:
+        """``hparams`` with the traced config fields copied to where the updaters read them."""
+        cfg = hparams.get("config", {})
+        if not cfg:
+            return hparams
+        hp = jax.tree.map(lambda x: x, hparams)      # new containers, the same leaves
         if self.ac is not None:
-            return {"ac": self.ac.hyperparams}
-        return {"td": self.td.hyperparams, "pg": self.pg.hyperparams}
+            policy, critic = hp["ac"]["policy"], hp["ac"]
+        else:
+            policy, critic = hp["pg"], hp["td"]
+        if "ent_coef" in cfg:
+            policy["regularizer"]["beta"] = cfg["ent_coef"]
+        if "clip_epsilon" in cfg:
+            policy["objective"]["epsilon"] = cfg["clip_epsilon"]
+        if "vf_coef" in cfg:
+            critic["vf_coef"] = cfg["vf_coef"]
+        return hp
 
     # ---- the update ---------------------------------------------------------------------------
 
-    def advantages(self, state: LearnerState, rollout: Rollout,
-                   key: chex.PRNGKey) -> tuple[chex.Array, chex.Array]:
-        """Pure: ``(advantages, returns)``, each ``[T, E]``, from one value pass and GAE."""
-        c = self.config
+    def advantages(self, state: LearnerState, rollout: Rollout, key: chex.PRNGKey,
+                   hparams: dict[str, Any] | None = None) -> tuple[chex.Array, chex.Array]:
+        """Pure: ``(advantages, returns)``, each ``[T, E]``, from one value pass and GAE
+        (``gamma``, ``gae_lambda`` and ``reward_scale`` from ``hparams["config"]`` when traced,
+        else the config's constants)."""
+        cfg = (hparams or {}).get("config", {})
+        gamma = cfg.get("gamma", self.config.gamma)
+        lam = cfg.get("gae_lambda", self.config.gae_lambda)
+        reward_scale = cfg.get("reward_scale", self.config.reward_scale)
         T, E = rollout.R.shape
         # env-major [E, 2T + 1, ...]: flattened, each device's envs stay one contiguous block when
         # the envs are sharded, so no observation moves between devices
@@ -127,8 +207,8 @@ class Learner:
                                env_major(rollout.final_S)], axis=1)
         values = self.v.values(state.v_params, state.v_state, key,
                                obs.reshape(E * (2 * T + 1), *obs.shape[2:])).reshape(E, 2 * T + 1)
-        return compute_gae(rollout.R * c.reward_scale, values[:, :T].T, values[:, T],
-                           rollout.terminated, gamma=c.gamma, lam=c.gae_lambda,
+        return compute_gae(rollout.R * reward_scale, values[:, :T].T, values[:, T],
+                           rollout.terminated, gamma=gamma, lam=lam,
                            truncated=rollout.truncated, final_values=values[:, T + 1:].T)
 
     def update(self, state: LearnerState, rollout: Rollout, hparams: dict[str, Any],
@@ -141,7 +221,12 @@ class Learner:
         """
         c = self.config
         k_v, k_mb = jax.random.split(key)
-        adv, ret = self.advantages(state, rollout, k_v)
+        adv, ret = self.advantages(state, rollout, k_v, hparams)
+        injected = {k: v for k, v in hparams.get("config", {}).items() if k in _INJECTED}
+        if injected:  # the optimizers read these from their states
+            state = state._replace(pi_opt=set_injected(state.pi_opt, injected),
+                                   v_opt=set_injected(state.v_opt, injected))
+        hparams = self._placed(hparams)
         env_major = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
         T, E = rollout.R.shape
         # env-major [E, T, ...] from here on: flattened, each device's envs stay one contiguous
@@ -192,6 +277,29 @@ class Learner:
         if self.sync_shared:  # as the coax recipe does after every batch
             pi_params, v_params = sync_shared_params(pi_params, v_params)
         return LearnerState(pi_params, pi_state, pi_opt, v_params, v_state, v_opt), {**m_v, **m_pi}
+
+
+def _is_inject(x: Any) -> bool:
+    return isinstance(x, (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState))
+
+
+def _inject_nodes(opt_state: Any) -> list[Any]:
+    """The ``optax.inject_hyperparams`` states within an optimizer state."""
+    return [x for x in jax.tree.leaves(opt_state, is_leaf=_is_inject) if _is_inject(x)]
+
+
+def set_injected(opt_state: Any, values: dict[str, Any]) -> Any:
+    """Pure: ``opt_state`` with the ``optax.inject_hyperparams`` entries named in ``values`` set
+    to them (cast to the entries' dtypes); states without such entries are returned as they are.
+    """
+    def put(x: Any) -> Any:
+        if not _is_inject(x):
+            return x
+        hp = {k: (jnp.asarray(values[k], jnp.result_type(v)) if k in values else v)
+              for k, v in x.hyperparams.items()}
+        return x._replace(hyperparams=hp)
+
+    return jax.tree.map(put, opt_state, is_leaf=_is_inject)
 
 
 def minibatches(tree: Any, key: chex.PRNGKey, size: int) -> Any:

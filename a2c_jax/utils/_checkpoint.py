@@ -706,13 +706,6 @@ def process_file(name: str, process: int) -> str:
     return f"{name}.process-{process}.json"
 
 
-def _write_synced(file: Path, data: bytes) -> None:
-    with file.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
                     per_process: Mapping[str, Any] | None = None, kind: str = "checkpoint") -> Path:
     """Writes ``state`` to the checkpoint directory ``path`` atomically (see the module docstring).
@@ -758,7 +751,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
     state_bytes = dump_json(body)
 
     def write_shared(tmp: Path) -> None:
-        _write_synced(tmp / STATE, state_bytes)
+        (tmp / STATE).write_bytes(state_bytes)
         if arrays:
             _write_arrays(tmp / ARRAYS, arrays)
 
@@ -766,7 +759,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
         def write(tmp: Path) -> None:
             write_shared(tmp)
             for name, data in local.items():
-                _write_synced(tmp / name, data)
+                (tmp / name).write_bytes(data)  # fsynced with the manifest
 
         return write_directory(path, kind, write)
     return _save_together(Path(path), kind, local, write_shared)
@@ -787,7 +780,7 @@ def _save_together(path: Path, kind: str, local: Mapping[str, bytes],
 
     def write_mine() -> None:
         for name, data in local.items():
-            _write_synced(tmp / name, data)
+            (tmp / name).write_bytes(data)  # fsynced with the manifest
 
     _all_done(path, "write its files into", _attempt(write_mine), tmp)
     failure = None
