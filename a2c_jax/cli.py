@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -184,7 +185,8 @@ def train(args: argparse.Namespace) -> int:
         trainer = _new(args, config, seed)
         steps = config.total_steps
         if args.overwrite and _writes_outputs():  # once the new run is built
-            _replace_previous_run(out, True)
+            with _alone():
+                _replace_previous_run(out, True)
     if not multi:
         return drive(trainer, steps, out, ckpt, checkpoint_every=args.checkpoint_every,
                      progress=not args.no_progress, setup_s=time.perf_counter() - t0)
@@ -388,9 +390,21 @@ def _run_settings(args: argparse.Namespace, suffix: str, overrides: dict[str, tu
     name = args.env.rpartition(":")[2]   # MODULE:ID: the id alone
     out = args.out or Path("runs") / f"{name}-{algo}-{seed}{suffix}"
     _check_out(out)
-    if not args.resume and _writes_outputs():
-        _replace_previous_run(out, args.overwrite, remove=False)  # refused now, removed later
+    if not args.resume and not args.overwrite:
+        # every process refuses a used --out alike (nothing is removed without --overwrite)
+        _replace_previous_run(out, False, remove=False)
+    elif not args.resume and _writes_outputs():
+        with _alone():
+            _replace_previous_run(out, True, remove=False)  # checked now, removed later
     return algo, config, seed, out, out / CHECKPOINT
+
+
+def _alone() -> contextlib.AbstractContextManager[None]:
+    """Around a step only process 0 takes: over several processes, its failure ends the run at
+    once, in one line (the others would otherwise wait for it in their next collective)."""
+    from .training._distributed import abort_on_lost_process
+
+    return abort_on_lost_process()
 
 
 def _writes_outputs() -> bool:
@@ -429,6 +443,10 @@ def _algo_and_config(env_id: str,
         config = preset(env_id, algo).replace(**{k: v for k, (v, _) in overrides.items()})
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if config.normalize_obs and not isinstance(probe.observation_space, gymnasium.spaces.Box):
+        raise UsageError(f"normalize_obs needs a Box observation space; {env_id}'s is "
+                         f"{probe.observation_space} (one-hot and discrete observations are not "
+                         "normalised): --set normalize_obs=false")
     return algo, config
 
 
@@ -441,6 +459,10 @@ def _replace_previous_run(out: Path, overwrite: bool, remove: bool = True) -> No
     TensorBoard event files) unless ``overwrite``; then removes that run's outputs (unless not
     ``remove``: only the checks), and nothing else (a checkpoint holding files its manifest does
     not list is refused, untouched)."""
+    if (out / "tensorboard").is_symlink():
+        raise UsageError(f"{out / 'tensorboard'} is a symbolic link: a2c_jax writes a real "
+                         "directory there and does not follow a link to replace what it holds "
+                         "(move it away, or choose another --out)")
     events = sorted((out / "tensorboard").glob("**/events.out.tfevents.*"))
     ckpt = out / CHECKPOINT
     found = [name for name in _RUN_FILES[:1] if (out / name).exists()]
@@ -563,7 +585,8 @@ def _run_seed(trainer: Trainer | JitTrainer, run: int) -> int:
 
 
 def _write_gif(trainer: Trainer | JitTrainer, path: Path, run: int = 0) -> None:
-    """One greedy episode of run ``run`` (the env seeded as its first evaluation episode) as an
+    """One greedy episode of run ``run`` (reproducible: the env's generator seeded with the run's
+    first evaluation seed, after which generate_gif's own reset starts the episode) as an
     animated GIF, in gymnasium's env (the jit engine's: the gymnasium twin of its gymnax env)."""
     import gymnasium
 

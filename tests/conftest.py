@@ -56,6 +56,7 @@ SLOW_MODULES = {
     "test_training.py",  # the Trainer and `a2c-jax train` end to end
 }
 SLOW_TESTS = {
+    "test_sweep.py::test_a_gamma_sweep_normalises_each_runs_rewards_with_its_gamma",
     "test_actor_critic.py::test_bad_vf_coef_raises",
     "test_actor_critic.py::test_check_inputs_is_public_and_the_union_is_a_view",
     "test_actor_critic.py::test_default_optimizer_is_seed000s",

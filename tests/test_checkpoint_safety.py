@@ -499,7 +499,7 @@ def test_in_a_shared_save_each_process_writes_its_own_files(tmp_path, monkeypatc
     path = tmp_path / "checkpoint"
     staging = tmp_path / f".checkpoint.tmp-{bytes(range(8)).hex()}"
     staging.mkdir()  # process 0's part
-    _TwoProcesses(monkeypatch, me=1, others=[1, 1, 1])
+    _TwoProcesses(monkeypatch, me=1, others=[1, 1, 1, 1])
     save_checkpoint(path, {"w": np.ones(3)}, per_process={"envs": {"k": 1}})
     assert [p.name for p in staging.iterdir()] == ["envs.process-1.json"]
     assert json.loads((staging / "envs.process-1.json").read_bytes()) == {"k": 1}
@@ -512,7 +512,7 @@ def test_a_shared_save_fails_everywhere_and_keeps_the_previous_checkpoint(tmp_pa
     before = load_checkpoint(path)["w"]
     # process 0, whose partner could not write its files: no swap, the staging directory removed
     with monkeypatch.context() as m:
-        _TwoProcesses(m, me=0, others=[1, 0, 1])
+        _TwoProcesses(m, me=0, others=[1, 1, 0, 1])
         with pytest.raises(CheckpointError, match=r"^process 1 could not write its files into the "
                                                   r"checkpoint .*checkpoint$"):
             save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 0}})
@@ -520,9 +520,21 @@ def test_a_shared_save_fails_everywhere_and_keeps_the_previous_checkpoint(tmp_pa
     np.testing.assert_array_equal(load_checkpoint(path)["w"], before)
     # process 1, when process 0 could not stage the directory
     with monkeypatch.context() as m:
-        _TwoProcesses(m, me=1, others=[0])
+        _TwoProcesses(m, me=1, others=[1, 0])
         with pytest.raises(CheckpointError, match=r"^process 0 could not stage the checkpoint"):
             save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 1}})
+    # process 0, whose partner's entries could not be encoded: nothing is staged at all
+    with monkeypatch.context() as m:
+        _TwoProcesses(m, me=0, others=[0])
+        with pytest.raises(CheckpointError, match=r"^process 1 could not encode its part of"):
+            save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": 0}})
+    # and the one whose entries fail (NaN is not JSON) raises its own error after telling the other
+    with monkeypatch.context() as m:
+        _TwoProcesses(m, me=1, others=[1])
+        with pytest.raises(ValueError, match="Out of range float"):
+            save_checkpoint(path, {"w": np.ones(2)}, per_process={"envs": {"k": float("nan")}})
+    assert not list(tmp_path.glob(".checkpoint.tmp-*"))
+    np.testing.assert_array_equal(load_checkpoint(path)["w"], before)
 
 
 def test_a_module_named_by_a_checkpoint_is_never_imported(loop_checkpoint, tmp_path, monkeypatch,

@@ -168,6 +168,9 @@ def test_env_kwargs_forms():
                                                   "arguments)"),
     (["--resume", "--overwrite"], "--resume continues the run in --out, --overwrite replaces it: "
                                   "give one of them"),
+    (["--env", "FrozenLake-v1", "--set", "normalize_obs=true"],
+     "normalize_obs needs a Box observation space; FrozenLake-v1's is Discrete(16) (one-hot and "
+     "discrete observations are not normalised): --set normalize_obs=false"),
 ])
 def test_bad_settings_are_one_line_and_make_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -280,3 +283,30 @@ def test_overwrite(tmp_path, capsys):
         cli._replace_previous_run(tmp_path / "odd", overwrite=True)
     assert (tmp_path / "odd" / "summary.json").exists()  # nothing removed
     assert (tmp_path / "odd" / "checkpoint" / "manifest.json").exists()
+    # a tensorboard/ that is a link is not followed to remove what its target holds
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "events.out.tfevents.1.host").write_bytes(b"theirs")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "tensorboard").symlink_to(elsewhere)
+    with pytest.raises(cli.UsageError, match="tensorboard is a symbolic link"):
+        cli._replace_previous_run(linked, overwrite=True)
+    assert (elsewhere / "events.out.tfevents.1.host").read_bytes() == b"theirs"
+
+
+def test_env_kwargs_reach_every_env_of_the_run_and_its_evaluation():
+    """gymnasium.make's own keywords pass too (the vector env's disable_env_checker is merged, not
+    repeated), and Trainer.evaluate plays in an env made with them: capped at 5 steps, every
+    greedy episode returns 5 (an untrained CartPole policy falls after about 9 uncapped)."""
+    from a2c_jax.training import Trainer, preset
+
+    config = preset("CartPole-v1", "a2c").replace(
+        num_envs=2, hidden=(8,), env_kwargs={"max_episode_steps": 5, "disable_env_checker": True})
+    trainer = Trainer("CartPole-v1", config)
+    try:
+        trainer.run(20, progress=False)
+        assert trainer.returns and set(trainer.returns) == {5.0}   # training episodes are capped
+        assert trainer.evaluate(3) == 5.0
+    finally:
+        trainer.close()

@@ -214,3 +214,18 @@ def test_parse_keeps_order_and_the_grid_is_the_product():
     assert sw.label(3) == "learning_rate=0.0003,gae_lambda=0.9"
     assert list(sw.run_values(2)["gae_lambda"]) == pytest.approx([0.9, 0.9, 0.95, 0.95, 1, 1] * 2)
     assert Sweep.from_data(json.loads(json.dumps(sw.to_data(), sort_keys=True))) == sw
+
+
+def test_a_gamma_sweep_normalises_each_runs_rewards_with_its_gamma():
+    """With normalize_reward the return normaliser discounts with each run's swept gamma: run r's
+    return statistics are those of its config trained alone."""
+    cfg = tiny(normalize_reward=True)
+    tr = JitTrainer("CartPole-v1", cfg, seed=3, sweep=Sweep.from_grid({"gamma": [0.9, 0.99]}))
+    tr.run(2 * tr.steps_per_update, progress=False, chunks=1)
+    for run, gamma in enumerate((0.9, 0.99)):
+        alone = JitTrainer("CartPole-v1", cfg.replace(gamma=gamma), seed=3)
+        alone.run(2 * alone.steps_per_update, progress=False, chunks=1)
+        for a, b in zip(jax.tree.leaves(tr.state.ret_stats), jax.tree.leaves(alone.state.ret_stats)):
+            np.testing.assert_allclose(np.asarray(a)[run], np.asarray(b)[0], rtol=1e-6)
+    assert not np.allclose(np.asarray(tr.state.ret_stats.var)[0],
+                           np.asarray(tr.state.ret_stats.var)[1])

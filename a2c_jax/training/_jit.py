@@ -363,7 +363,7 @@ class JitTrainer:
         rollout = Rollout(S=S, A=A, logP=logP, R=R, terminated=terminated, truncated=truncated,
                           final_S=final_S, S_next=st.obs)
         norm, rollout = self.normalizer.rollout(NormState(st.obs_stats, st.ret_stats, st.ret_acc),
-                                                rollout)
+                                                rollout, hparams.get("config", {}).get("gamma"))
         learner, metrics = self.learner.update(learner, rollout, hparams, k_upd)
         st = st._replace(key=key, obs_stats=norm.obs, ret_stats=norm.ret, ret_acc=norm.ret_acc,
                          **learner._asdict())

@@ -88,9 +88,12 @@ class Normalizer:
             return S
         return nz.normalize(obs_stats, S, self.clip_obs)
 
-    def rollout(self, norm: NormState, rollout: Rollout) -> tuple[NormState, Rollout]:
+    def rollout(self, norm: NormState, rollout: Rollout,
+                gamma: Any = None) -> tuple[NormState, Rollout]:
         """Pure: the rollout as the update sees it, and the statistics after it (see the module
-        docstring). ``rollout`` holds the raw observations and rewards, time-major."""
+        docstring). ``rollout`` holds the raw observations and rewards, time-major; ``gamma``
+        (a traced value in a sweep over ``gamma``) discounts the returns whose spread scales the
+        rewards, the config's by default."""
         if self.obs_on:
             raw_S = rollout.S
             rollout = rollout._replace(S=self.observations(norm.obs, raw_S),
@@ -100,7 +103,7 @@ class Normalizer:
         if self.reward_on:
             ret, ret_acc, R = nz.normalize_rewards(
                 norm.ret, norm.ret_acc, rollout.R, rollout.terminated | rollout.truncated,
-                gamma=self.gamma, clip=self.clip_reward)
+                gamma=self.gamma if gamma is None else gamma, clip=self.clip_reward)
             norm = norm._replace(ret=ret, ret_acc=ret_acc)
             rollout = rollout._replace(R=R.astype(rollout.R.dtype))
         return norm, rollout

@@ -70,8 +70,8 @@ def make_vector_env(env_id: str, num_envs: int, asynchronous: bool = False,
     """
     # the passive env checker only inspects the first steps; without it every step is one call
     # shorter
-    fns = [functools.partial(gymnasium.make, env_id, disable_env_checker=True,
-                             **dict(env_kwargs or {}))
+    fns = [functools.partial(gymnasium.make, env_id,
+                             **{**dict(env_kwargs or {}), "disable_env_checker": True})
            for _ in range(num_envs)]
     mode = gymnasium.vector.AutoresetMode.SAME_STEP
     if asynchronous:  # spawned workers: forking a process that runs JAX's threads can deadlock
@@ -790,8 +790,14 @@ class Trainer:
         """Mean return of the greedy policy (``pi.mode``) over fresh episodes (with
         ``normalize_obs``: the observations normalised with the run's statistics, frozen;
         :meth:`policy`)."""
-        return evaluate_greedy(self.policy(0), self.env_id, episodes or self.config.eval_episodes,
-                               first_seed=eval_seed(self.seed))
+        from ._config import make_env
+
+        env = make_env(self.env_id, self.config)   # with the run's env_kwargs
+        try:
+            return evaluate_greedy(self.policy(0), env, episodes or self.config.eval_episodes,
+                                   first_seed=eval_seed(self.seed))
+        finally:
+            env.close()
 
     def curves(self) -> dict[str, np.ndarray]:
         """Per-update metrics, each ``[1, updates]`` (the jit engine's layout)."""

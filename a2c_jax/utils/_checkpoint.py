@@ -742,12 +742,19 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], *,
     body = {"state": to_json(dict(state), arrays),
             "arrays": {k: {"dtype": a.dtype.name, "shape": list(a.shape)} for k, a in arrays.items()},
             "per_process": sorted(per_process or {}), "processes": jax.process_count()}
-    local = {}
-    for name, value in (per_process or {}).items():
-        if not _SAFE_NAME.match(name) or "." in name or name in state:
-            raise ValueError(f"invalid per-process entry name {name!r} (a name of the state, or "
-                             "not a plain file name)")
-        local[process_file(name, jax.process_index())] = dump_json(value)
+    local: dict[str, bytes] = {}
+
+    def encode_mine() -> None:
+        for name, value in (per_process or {}).items():
+            if not _SAFE_NAME.match(name) or "." in name or name in state:
+                raise ValueError(f"invalid per-process entry name {name!r} (a name of the state, "
+                                 "or not a plain file name)")
+            local[process_file(name, jax.process_index())] = dump_json(value)
+
+    if jax.process_count() == 1:
+        encode_mine()
+    else:  # this process's entries may fail to encode: every process must hear of it
+        _all_done(Path(path), "encode its part of", _attempt(encode_mine), None)
     state_bytes = dump_json(body)
 
     def write_shared(tmp: Path) -> None:
@@ -780,7 +787,10 @@ def _save_together(path: Path, kind: str, local: Mapping[str, bytes],
 
     def write_mine() -> None:
         for name, data in local.items():
-            (tmp / name).write_bytes(data)  # fsynced with the manifest
+            with (tmp / name).open("wb") as f:   # synced here: process 0 may be on another host
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
 
     _all_done(path, "write its files into", _attempt(write_mine), tmp)
     failure = None
@@ -804,7 +814,7 @@ def _attempt(step: Callable[[], Any]) -> BaseException | None:
     return None
 
 
-def _all_done(path: Path, what: str, failure: BaseException | None, tmp: Path) -> None:
+def _all_done(path: Path, what: str, failure: BaseException | None, tmp: Path | None) -> None:
     """One all-gather of every process's success at a step of a shared save: a process that failed
     raises its own error; the others raise :class:`CheckpointError` naming the processes that
     failed (and process 0 removes the staging directory)."""
@@ -814,7 +824,7 @@ def _all_done(path: Path, what: str, failure: BaseException | None, tmp: Path) -
     failed = [i for i, flag in enumerate(ok.reshape(-1)) if not flag]
     if not failed:
         return
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
     if failure is not None:
         raise failure
