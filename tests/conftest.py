@@ -188,26 +188,10 @@ def _is_slow(item: pytest.Item) -> bool:
     return f"{module}::{test}" in SLOW_TESTS or f"{module}::{test.split('[')[0]}" in SLOW_TESTS
 
 
-#: the modules whose tests take longest (subprocesses, many compilations), run first so that the
-#: two xdist workers do not end with one of them alone on a long test
-FIRST_MODULES = ("test_multiprocess_cli.py", "test_loop_multiprocess.py",
-                 "test_scripts_and_learning.py", "test_multiprocess_jit.py", "test_notebooks.py",
-                 "test_coax_examples.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
-
-    # whole modules move (each keeps its own order): the longest first, then the other slow ones
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        if name in FIRST_MODULES:
-            return FIRST_MODULES.index(name)
-        return len(FIRST_MODULES) + (0 if name in SLOW_MODULES else 1)
-
-    items.sort(key=rank)   # stable
 
 
 # ---- Haiku functions (coax recipe layout) --------------------------------------------------------
