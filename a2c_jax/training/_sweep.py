@@ -325,15 +325,10 @@ def build_traced_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
     for ``vf_coef`` with separate networks). Fields not in ``traced`` stay constants, as in the
     engines' own learner."""
     from ..utils._sync import _shared_groups
-    from ._trainer import _optimizer, _weighted_mse, build_functions
+    from ._trainer import _optimizer, _weighted_mse, build_networks
 
     traced = tuple(traced)
-    if func_pi is None or func_v is None:
-        pi, v = build_functions(probe, config, seed)
-    if func_pi is not None:
-        pi = Policy(func_pi, probe, random_seed=seed)
-    if func_v is not None:
-        v = V(func_v, probe, random_seed=seed)
+    pi, v = build_networks(probe, config, seed, func_pi, func_v)
 
     def optimizer() -> optax.GradientTransformation:
         if {"learning_rate", "max_grad_norm"} & set(traced):

@@ -196,6 +196,20 @@ def build_actor_critic(td: SimpleTD, pg: VanillaPG | PPOClip,
                        vf_coef=config.vf_coef, flatten_optimizer=True)
 
 
+def build_networks(probe: gymnasium.Env, config: TrainConfig, seed: int,
+                   func_pi: Callable | None = None,
+                   func_v: Callable | None = None) -> tuple[Policy, V]:
+    """The run's :class:`Policy` and :class:`V`: the user's Haiku functions where given, else the
+    preset MLPs (:func:`build_functions`), each initialised from ``seed``."""
+    if func_pi is None or func_v is None:
+        pi, v = build_functions(probe, config, seed)
+    if func_pi is not None:
+        pi = Policy(func_pi, probe, random_seed=seed)
+    if func_v is not None:
+        v = V(func_v, probe, random_seed=seed)
+    return pi, v
+
+
 def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
                   func_pi: Callable | None = None, func_v: Callable | None = None,
                   ) -> tuple[Policy, V, SimpleTD, VanillaPG | PPOClip, ActorCritic | None, Learner]:
@@ -207,12 +221,7 @@ def build_learner(probe: gymnasium.Env, config: TrainConfig, seed: int,
         When ``func_pi`` and ``func_v`` share modules (a torso) and there is no ``ac``, the learner
         averages the shared parameters after every step (:func:`~a2c_jax.utils.sync_shared_params`).
     """
-    if func_pi is None or func_v is None:
-        pi, v = build_functions(probe, config, seed)
-    if func_pi is not None:
-        pi = Policy(func_pi, probe, random_seed=seed)
-    if func_v is not None:
-        v = V(func_v, probe, random_seed=seed)
+    pi, v = build_networks(probe, config, seed, func_pi, func_v)
     td, pg = build_updaters(pi, v, config)
     ac = build_actor_critic(td, pg, config)
     shares = bool(_shared_groups((dict(pi.params), dict(v.params))))
