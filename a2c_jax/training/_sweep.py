@@ -83,6 +83,17 @@ class SweepError(ValueError):
         return f"--sweep {self.key}: {self}" if self.key else str(self)
 
 
+def _admit(key: str, seen: set[str]) -> None:
+    """Adds ``key`` to the keys of a grid so far, ``seen``; a key that cannot be swept, or one
+    given twice, is a :class:`SweepError`."""
+    if key not in SWEEPABLE:
+        raise SweepError(_refusal(key), key)
+    if key in seen:
+        raise SweepError(f"{key} is given twice; give each key once, its values comma-separated",
+                         key)
+    seen.add(key)
+
+
 def _refusal(key: str) -> str:
     if key in _REFUSED:
         return (f"{key} {_REFUSED[key]}; only traced hyperparameters can be swept: "
@@ -119,12 +130,7 @@ class Sweep:
         seen: set[str] = set()
         axes = []
         for key, values in self.axes:
-            if key not in SWEEPABLE:
-                raise SweepError(_refusal(key), key)
-            if key in seen:
-                raise SweepError(f"{key} is given twice; give each key once, its values "
-                                 "comma-separated", key)
-            seen.add(key)
+            _admit(key, seen)
             checked: list[float] = []
             for v in values:
                 try:
@@ -213,12 +219,7 @@ def parse_sweep(specs: Sequence[str]) -> Sweep:
         key = key.strip()
         if not eq or not key:
             raise SweepError(f"{spec!r} is not KEY=V1,V2,...", key or None)
-        if key not in SWEEPABLE:
-            raise SweepError(_refusal(key), key)
-        if key in seen:
-            raise SweepError(f"{key} is given twice; give each key once, its values "
-                             "comma-separated", key)
-        seen.add(key)
+        _admit(key, seen)
         parts = [p.strip() for p in text.split(",")]
         if not any(parts):
             raise SweepError(f"{key} has no values (give {key}=V1,V2,...)", key)
